@@ -1,0 +1,209 @@
+// domdec/domain.hpp — the global box and what happens at its walls (periodic, reflecting,
+// open). Pure geometry: no MPI here, every function is local to the calling rank.
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "domdec/coordinates.hpp"
+#include "domdec/detail/format.hpp"
+#include "domdec/error.hpp"
+
+namespace domdec {
+
+/// The rule applied on one axis when a particle leaves the box along it.
+enum class Boundary {
+  periodic,    ///< wraps to the other side: the axis is a circle, the box is [lower, upper)
+  reflecting,  ///< mirrors at the wall and flips the velocity component: box is [lower, upper]
+  open,        ///< the particle is removed and counted: box is [lower, upper]
+};
+
+inline const char* to_string(Boundary rule) noexcept {
+  switch (rule) {
+    case Boundary::periodic:
+      return "periodic";
+    case Boundary::reflecting:
+      return "reflecting";
+    case Boundary::open:
+      return "open";
+  }
+  return "unknown";
+}
+
+/// What `Domain::apply_boundaries` did on one rank: every particle that was outside the box is
+/// in exactly one of these counts (a particle wrapped on one axis and reflected on another
+/// counts once in each).
+struct BoundaryCounts {
+  std::size_t wrapped = 0;    ///< periodic images taken
+  std::size_t reflected = 0;  ///< mirrored at a reflecting wall
+  std::size_t removed = 0;    ///< left through an open side and removed from the vector
+
+  BoundaryCounts& operator+=(const BoundaryCounts& other) noexcept {
+    wrapped += other.wrapped;
+    reflected += other.reflected;
+    removed += other.removed;
+    return *this;
+  }
+};
+
+/// The global simulation box [lower, upper] in Dim dimensions with one boundary rule per axis.
+template <int Dim>
+class Domain {
+  static_assert(Dim >= 1 && Dim <= 3, "domdec: Dim must be 1, 2 or 3");
+
+ public:
+  using Point = std::array<double, Dim>;
+  using Rules = std::array<Boundary, Dim>;
+
+  /// A box with the same rule on every axis. Throws SetupError unless lower < upper on every
+  /// axis and all corners are finite.
+  Domain(const Point& lower, const Point& upper, Boundary rule)
+      : Domain(lower, upper, same_rule(rule)) {}
+
+  /// A box with one rule per axis.
+  Domain(const Point& lower, const Point& upper, const Rules& rules)
+      : lower_(lower), upper_(upper), rules_(rules) {
+    for (int a = 0; a < Dim; ++a) {
+      const auto i = static_cast<std::size_t>(a);
+      if (!std::isfinite(lower_[i]) || !std::isfinite(upper_[i]) || !(lower_[i] < upper_[i])) {
+        throw SetupError(detail::message("domdec: Domain needs finite lower < upper on every axis;"
+                                         " axis ",
+                                         a, " has lower = ", lower_[i], ", upper = ", upper_[i]));
+      }
+      length_[i] = upper_[i] - lower_[i];
+    }
+  }
+
+  const Point& lower() const noexcept { return lower_; }
+  const Point& upper() const noexcept { return upper_; }
+  const Rules& boundaries() const noexcept { return rules_; }
+  double lower(int axis) const noexcept { return lower_[idx(axis)]; }
+  double upper(int axis) const noexcept { return upper_[idx(axis)]; }
+  double length(int axis) const noexcept { return length_[idx(axis)]; }
+  Boundary boundary(int axis) const noexcept { return rules_[idx(axis)]; }
+
+  /// True when `x` lies in the box along `axis`: [lower, upper) on a periodic axis (upper is
+  /// the same point as lower), [lower, upper] otherwise. False for NaN.
+  bool contains(double x, int axis) const noexcept {
+    return x >= lower(axis) &&
+           (boundary(axis) == Boundary::periodic ? x < upper(axis) : x <= upper(axis));
+  }
+  bool contains(const Point& p) const noexcept {
+    for (int a = 0; a < Dim; ++a)
+      if (!contains(p[idx(a)], a)) return false;
+    return true;
+  }
+
+  /// The periodic image of `x` in [lower, upper) along `axis`, for any finite `x` (however
+  /// many box lengths away). Non-finite values are returned unchanged.
+  double wrap(double x, int axis) const noexcept {
+    const double lo = lower(axis), hi = upper(axis), len = length(axis);
+    if (x >= lo && x < hi) return x;
+    if (!std::isfinite(x)) return x;
+    double y = x >= hi ? x - len : x + len;  // one length covers every ordinary step
+    if (!(y >= lo && y < hi)) {
+      y = lo + std::fmod(x - lo, len);
+      if (y < lo) y += len;
+    }
+    // Rounding can land exactly on `hi` (x a hair below lo): that point is lo.
+    return y >= hi ? lo : (y < lo ? lo : y);
+  }
+
+  /// Mirrors `x` back into [lower, upper] along `axis`, however far it overshot: a particle
+  /// that overshoots by more than a box length is folded back as if it had bounced between
+  /// the walls. Returns the new coordinate and whether the velocity component flips (an odd
+  /// number of bounces). Non-finite values are returned unchanged, without a flip.
+  std::pair<double, bool> reflect(double x, int axis) const noexcept {
+    const double lo = lower(axis), hi = upper(axis), len = length(axis);
+    if (x >= lo && x <= hi) return {x, false};
+    if (!std::isfinite(x)) return {x, false};
+    if (x > hi && x - hi <= len) return {2.0 * hi - x, true};  // the ordinary single bounce
+    if (x < lo && lo - x <= len) return {2.0 * lo - x, true};
+    double m = std::fmod(x - lo, 2.0 * len);  // position on the unfolded circle of length 2L
+    if (m < 0.0) m += 2.0 * len;
+    const bool mirrored = m > len;
+    double y = mirrored ? lo + (2.0 * len - m) : lo + m;
+    if (y > hi) y = hi;
+    if (y < lo) y = lo;
+    return {y, mirrored};
+  }
+
+  /// Puts every particle back into the box by the rule of each axis: periodic axes wrap,
+  /// reflecting axes mirror the position (the velocity is not touched by this overload), open
+  /// axes remove the particle. Removal keeps the order of the others. Particles with a
+  /// non-finite coordinate are left untouched for `Exchanger::migrate` to report.
+  template <class P>
+  BoundaryCounts apply_boundaries(std::vector<P>& particles,
+                                  const CoordinatesOf<P, Dim>& position) const {
+    return apply<P>(particles, position, nullptr);
+  }
+
+  /// As above, and flips the matching component of the velocity on every reflection.
+  template <class P>
+  BoundaryCounts apply_boundaries(std::vector<P>& particles, const CoordinatesOf<P, Dim>& position,
+                                  const CoordinatesOf<P, Dim>& velocity) const {
+    return apply<P>(particles, position, &velocity);
+  }
+
+ private:
+  static constexpr std::size_t idx(int axis) noexcept { return static_cast<std::size_t>(axis); }
+
+  static Rules same_rule(Boundary rule) noexcept {
+    Rules rules{};
+    rules.fill(rule);
+    return rules;
+  }
+
+  template <class P>
+  BoundaryCounts apply(std::vector<P>& particles, const Coordinates<P, Dim>& position,
+                       const Coordinates<P, Dim>* velocity) const {
+    BoundaryCounts counts;
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < particles.size(); ++i) {
+      P& p = particles[i];
+      bool leaves = false;
+      for (int a = 0; a < Dim; ++a) {
+        double& x = position.ref(p, a);
+        if (contains(x, a)) continue;  // the common case: nothing to do
+        switch (boundary(a)) {
+          case Boundary::periodic: {
+            const double y = wrap(x, a);
+            if (y != x) ++counts.wrapped;
+            x = y;
+            break;
+          }
+          case Boundary::reflecting: {
+            const auto [y, flip] = reflect(x, a);
+            if (y != x) ++counts.reflected;
+            x = y;
+            if (flip && velocity != nullptr) velocity->ref(p, a) = -velocity->ref(p, a);
+            break;
+          }
+          case Boundary::open:
+            leaves = x < lower(a) || x > upper(a);  // NaN stays for the Exchanger to report
+            break;
+        }
+        if (leaves) break;
+      }
+      if (leaves) {
+        ++counts.removed;
+        continue;
+      }
+      if (kept != i) particles[kept] = std::move(p);
+      ++kept;
+    }
+    particles.erase(particles.begin() + static_cast<std::ptrdiff_t>(kept), particles.end());
+    return counts;
+  }
+
+  Point lower_;
+  Point upper_;
+  Point length_{};
+  Rules rules_;
+};
+
+}  // namespace domdec

@@ -1,0 +1,323 @@
+// domdec/exchanger.hpp — migration: after the user moved particles, hand every particle that
+// left this rank's slab to the rank that now owns it, over the typed or serialized transport.
+#pragma once
+
+#include <mpi.h>
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "domdec/coordinates.hpp"
+#include "domdec/decomposition.hpp"
+#include "domdec/detail/agreement.hpp"
+#include "domdec/detail/format.hpp"
+#include "domdec/detail/mpi_check.hpp"
+#include "domdec/error.hpp"
+#include "domdec/migration_stats.hpp"
+#include "domdec/transport.hpp"
+
+namespace domdec {
+
+/// Tuning of an Exchanger. Every rank must use the same values (checked at construction).
+struct ExchangerOptions {
+  /// Largest single message in bytes; a larger payload travels as several messages to the
+  /// same rank. MPI and Boost.MPI count in `int` (2^31) and Boost.MPI crashes on serialized
+  /// messages over 2 GiB (boostorg/mpi#122), hence the default of 1 GiB. Tests lower it to a
+  /// few KiB to exercise chunking cheaply.
+  std::size_t max_message_bytes = std::size_t{1} << 30;
+};
+
+namespace detail {
+template <class P, class = void>
+struct has_integral_id : std::false_type {};
+template <class P>
+struct has_integral_id<P, std::void_t<decltype(std::declval<const P&>().id)>>
+    : std::is_integral<std::decay_t<decltype(std::declval<const P&>().id)>> {};
+
+// Library tags on the library's own communicator (user tags can never collide with them).
+inline constexpr int migrate_tag = 1;
+}  // namespace detail
+
+/// Moves particles of type P between the ranks of a Decomposition<Dim>.
+///
+/// The protocol of one `migrate` (see docs/design.md):
+/// 1. every rank scans its particles for the ones outside its slab (no communication);
+/// 2. one allreduce of two integers tells every rank whether any particle anywhere went
+///    further than a neighbouring slab, and whether any rank found an invalid particle (then
+///    every rank throws ParticleError with the culprit's message; nothing was moved);
+/// 3. local motion: each rank sends one stream to each neighbouring rank (possibly an empty
+///    message) and receives one from each; far motion: an alltoall of flags finds who sends to
+///    whom, then streams go straight to their owners. Either way every particle is delivered
+///    in this call, however far it went;
+/// 4. arrivals are appended in ascending order of source rank, each in its sender's order.
+///
+/// Steady state allocates nothing: buckets and request lists keep their capacity, arrivals are
+/// received straight into the particle vector (which grows only past its capacity).
+template <class P, int Dim = 1, class Transport = default_transport_t<P>>
+class Exchanger : private TransportRequirements<P, Transport> {
+ public:
+  using Particle = P;
+  using TransportTag = Transport;
+
+  /// Collective over the decomposition's communicator. `decomposition` must outlive the
+  /// Exchanger (its cuts are read at every migrate, so load balancing takes effect at once).
+  /// `position` names where P keeps its position. Throws SetupError on every rank when ranks
+  /// disagree (particle size, transport, options) or when P's MPI datatype does not match its
+  /// layout (typed transport).
+  Exchanger(const Decomposition<Dim>& decomposition, Coordinates<P, Dim> position,
+            ExchangerOptions options = {})
+      : decomposition_(&decomposition),
+        position_(position),
+        options_(options),
+        channel_(options.max_message_bytes),
+        buckets_(static_cast<std::size_t>(decomposition.size())) {
+    const std::string layout = channel_.layout_problem();
+    const std::string name = type_name<P>();
+    const std::array<detail::AgreedField, 7> fields{{
+        {"particle size in bytes", sizeof(P)},
+        {"particle type", detail::digest(name.data(), name.size()), true},
+        {"transport (0 typed, 1 serialized)", std::is_same_v<Transport, Typed> ? 0u : 1u},
+        {"MPI datatype extent", channel_.extent()},
+        {"max_message_bytes", static_cast<std::uint64_t>(options.max_message_bytes)},
+        {"dimension", static_cast<std::uint64_t>(Dim)},
+        {"validity of the particle datatype", layout.empty() ? 0u : 1u},
+    }};
+    const std::string mismatch = detail::disagreement(comm(), fields, "Exchanger");
+    if (!layout.empty()) throw SetupError(layout);
+    if (!mismatch.empty()) throw SetupError(mismatch);
+    if (options.max_message_bytes == 0) {
+      throw SetupError("domdec: ExchangerOptions::max_message_bytes must be positive");
+    }
+    sends_to_.resize(buckets_.size());
+    receives_from_.resize(buckets_.size());
+  }
+
+  /// Moves every particle of `particles` that is outside this rank's slab to its owner and
+  /// appends the particles that arrive. Collective: every rank of the decomposition must call
+  /// it, the same number of times. Precondition: every position is inside the box (apply
+  /// Domain::apply_boundaries first). Otherwise — a NaN, an infinity, a position outside —
+  /// every rank throws ParticleError naming the rank, the particle and its position, and
+  /// `particles` is left unchanged. Returns this call's statistics (also added to totals()).
+  MigrationStats migrate(std::vector<P>& particles) {
+    ++calls_;
+    MigrationStats stats;
+    stats.calls = 1;
+    const MPI_Comm c = comm();
+    const Decomposition<Dim>& d = *decomposition_;
+
+    // 1. Who leaves, and to whom (read-only, so an error leaves `particles` untouched).
+    const bool far = find_leavers(particles);
+
+    // 2. One allreduce: anyone far? anyone invalid (encoded so the lowest such rank wins)?
+    std::array<int, 2> flags{far ? 1 : 0, first_invalid_ >= 0 ? d.size() - d.rank() : 0};
+    detail::mpi_check(MPI_Allreduce(MPI_IN_PLACE, flags.data(), 2, MPI_INT, MPI_MAX, c),
+                      "MPI_Allreduce");
+    ++stats.collectives;
+    if (flags[1] > 0) raise_particle_error(d.size() - flags[1], particles);
+
+    // 3. Pack leavers into their owner's bucket and close the holes they left.
+    for (const Leaver& l : leavers_) Chan::put(bucket(l.owner), particles[l.index]);
+    remove_leavers(particles);
+
+    // 4. Who talks to whom.
+    if (flags[0] == 0) {
+      neighbour_peers();
+    } else {
+      ++stats.general_path_calls;
+      ++stats.collectives;
+      all_peers(c);
+    }
+
+    // 5. Post every send, then receive in ascending source order: no deadlock is possible
+    // because no rank waits on a send before it has received everything.
+    requests_.clear();
+    for (int dest : send_peers_) {
+      const detail::StreamCounts s =
+          channel_.send(c, dest, detail::migrate_tag, bucket(dest), requests_);
+      stats.particles_sent += s.particles;
+      stats.messages_sent += s.messages;
+      stats.bytes_sent += s.bytes;
+    }
+    for (int source : receive_peers_) {
+      const detail::StreamCounts r = channel_.receive(c, source, detail::migrate_tag, particles);
+      stats.particles_received += r.particles;
+      stats.messages_received += r.messages;
+      stats.bytes_received += r.bytes;
+    }
+    detail::mpi_check(MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(),
+                                  MPI_STATUSES_IGNORE),
+                      "MPI_Waitall");
+    for (int dest : send_peers_) Chan::clear(bucket(dest));
+    totals_ += stats;
+    return stats;
+  }
+
+  /// Sum of the statistics of every migrate call so far on this rank.
+  const MigrationStats& totals() const noexcept { return totals_; }
+  const Decomposition<Dim>& decomposition() const noexcept { return *decomposition_; }
+  const ExchangerOptions& options() const noexcept { return options_; }
+  const Coordinates<P, Dim>& position() const noexcept { return position_; }
+
+  /// How error messages name a particle. By default a member `id` of integral type is
+  /// printed when P has one.
+  void describe_particles_with(std::function<std::string(const P&)> describe) {
+    describe_ = std::move(describe);
+  }
+
+ private:
+  using Chan = detail::Channel<P, Transport>;
+  struct Leaver {
+    std::size_t index;
+    int owner;
+  };
+
+  MPI_Comm comm() const { return MPI_Comm(decomposition_->communicator()); }
+  typename Chan::Bucket& bucket(int rank) { return buckets_[static_cast<std::size_t>(rank)]; }
+
+  // Fills leavers_ (ascending index), records the first invalid particle; returns whether any
+  // leaver goes further than a neighbour.
+  bool find_leavers(const std::vector<P>& particles) {
+    const Decomposition<Dim>& d = *decomposition_;
+    const int axis = d.axis();
+    const Interval slab = d.local_bounds();
+    // [lower, upper) test for the fast path; a closed upper side becomes the next double up.
+    const double lower = slab.lower;
+    const double upper =
+        slab.includes_upper ? std::nextafter(slab.upper, std::numeric_limits<double>::infinity())
+                            : slab.upper;
+    const int below = d.lower_neighbour().value_or(-1);
+    const int above = d.upper_neighbour().value_or(-1);
+    const int me = d.rank();
+    leavers_.clear();
+    first_invalid_ = -1;
+    invalid_count_ = 0;
+    bool far = false;
+    const std::size_t n = particles.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      const double x = position_.get(particles[i], axis);
+      if (x >= lower && x < upper) continue;  // stays: the common case
+      const int owner = d.owner_or_negative(x);
+      if (owner < 0) {
+        if (first_invalid_ < 0) first_invalid_ = static_cast<std::ptrdiff_t>(i);
+        ++invalid_count_;
+        continue;
+      }
+      if (owner == me) continue;  // cannot happen with consistent cuts; never drop it
+      far = far || (owner != below && owner != above);
+      leavers_.push_back({i, owner});
+    }
+    return far;
+  }
+
+  // Fills each hole with the last remaining particle: O(leavers) moves instead of O(n), and the
+  // resulting order is still a deterministic function of the input.
+  void remove_leavers(std::vector<P>& particles) {
+    const std::size_t n = particles.size();
+    const std::size_t gone = leavers_.size();
+    if (gone == 0) return;
+    std::size_t back = n;    // particles[back..n) are done with
+    std::size_t tail = gone; // leavers_[tail..gone) lie in [back, n)
+    for (std::size_t k = 0; k < gone; ++k) {
+      const std::size_t hole = leavers_[k].index;
+      while (back > 0 && tail > 0 && leavers_[tail - 1].index == back - 1) {
+        --tail;  // the last particle left too: skip it
+        --back;
+      }
+      if (back == 0 || back - 1 <= hole) break;  // every remaining hole is past the survivors
+      particles[hole] = std::move(particles[back - 1]);
+      --back;
+    }
+    particles.erase(particles.end() - static_cast<std::ptrdiff_t>(gone), particles.end());
+  }
+
+  void neighbour_peers() {
+    const Decomposition<Dim>& d = *decomposition_;
+    send_peers_.clear();
+    const int me = d.rank();
+    const int below = d.lower_neighbour().value_or(me);
+    const int above = d.upper_neighbour().value_or(me);
+    if (below != me) send_peers_.push_back(below);
+    if (above != me && above != below) send_peers_.push_back(above);
+    if (send_peers_.size() == 2 && send_peers_[0] > send_peers_[1])
+      std::swap(send_peers_[0], send_peers_[1]);
+    receive_peers_ = send_peers_;  // neighbourhood is symmetric; capacity is reused
+  }
+
+  void all_peers(MPI_Comm c) {
+    const int size = decomposition_->size();
+    for (int r = 0; r < size; ++r)
+      sends_to_[static_cast<std::size_t>(r)] = Chan::count(bucket(r)) > 0 ? 1 : 0;
+    detail::mpi_check(MPI_Alltoall(sends_to_.data(), 1, MPI_INT, receives_from_.data(), 1,
+                                   MPI_INT, c),
+                      "MPI_Alltoall");
+    send_peers_.clear();
+    receive_peers_.clear();
+    for (int r = 0; r < size; ++r) {
+      if (sends_to_[static_cast<std::size_t>(r)] != 0) send_peers_.push_back(r);
+      if (receives_from_[static_cast<std::size_t>(r)] != 0) receive_peers_.push_back(r);
+    }
+  }
+
+  std::string describe(const P& p) const {
+    if (describe_) return " [" + describe_(p) + "]";
+    if constexpr (detail::has_integral_id<P>::value) return detail::message(" [id ", p.id, "]");
+    return {};
+  }
+
+  // Every rank calls this after the allreduce reported an invalid particle on `culprit`: the
+  // culprit's message is broadcast so every rank throws the same, complete error.
+  [[noreturn]] void raise_particle_error(int culprit, const std::vector<P>& particles) {
+    const Decomposition<Dim>& d = *decomposition_;
+    std::string text;
+    if (d.rank() == culprit) {
+      const auto i = static_cast<std::size_t>(first_invalid_);
+      const Interval slab = d.local_bounds();
+      const int axis = d.axis();
+      text = detail::message(
+          "domdec: migrate call ", calls_, " on rank ", culprit, " of ", d.size(), ": particle ",
+          i, " of ", particles.size(), " on this rank", describe(particles[i]), " is at ",
+          position_.get(particles[i]), ", coordinate ", position_.get(particles[i], axis),
+          " along axis ", axis, " is outside the box [", d.domain().lower(axis), ", ",
+          d.domain().upper(axis), "] (", to_string(d.domain().boundary(axis)),
+          "); this rank's slab is [", slab.lower, ", ", slab.upper, slab.includes_upper ? "]" : ")",
+          invalid_count_ > 1 ? detail::message(" (", invalid_count_ - 1,
+                                               " more invalid particles on this rank)")
+                             : std::string(),
+          ". A non-finite position means the propagation produced NaN or Inf; otherwise apply "
+          "Domain::apply_boundaries before migrate. Nothing was moved.");
+    }
+    unsigned long length = text.size();
+    detail::mpi_check(MPI_Bcast(&length, 1, MPI_UNSIGNED_LONG, culprit, comm()), "MPI_Bcast");
+    text.resize(length);
+    detail::mpi_check(MPI_Bcast(text.data(), static_cast<int>(length), MPI_CHAR, culprit, comm()),
+                      "MPI_Bcast");
+    throw ParticleError(text);
+  }
+
+  const Decomposition<Dim>* decomposition_;
+  Coordinates<P, Dim> position_;
+  ExchangerOptions options_;
+  Chan channel_;
+  std::vector<typename Chan::Bucket> buckets_;  // one per destination rank
+  std::vector<Leaver> leavers_;
+  std::vector<int> send_peers_;
+  std::vector<int> receive_peers_;
+  std::vector<int> sends_to_;
+  std::vector<int> receives_from_;
+  std::vector<MPI_Request> requests_;
+  std::function<std::string(const P&)> describe_;
+  std::ptrdiff_t first_invalid_ = -1;
+  std::size_t invalid_count_ = 0;
+  std::size_t calls_ = 0;
+  MigrationStats totals_;
+};
+
+}  // namespace domdec
