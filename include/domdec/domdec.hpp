@@ -11,5 +11,6 @@
 #include "domdec/error.hpp"
 #include "domdec/exchanger.hpp"
 #include "domdec/migration_stats.hpp"
+#include "domdec/ordered_output.hpp"
 #include "domdec/transport.hpp"
 #include "domdec/version.hpp"
