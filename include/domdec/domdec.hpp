@@ -5,6 +5,10 @@
 // particle to the rank that owns its new position, over typed or serialized transport.
 #pragma once
 
+// What every domdec program also needs: boost::mpi::environment and communicator.
+#include <boost/mpi/communicator.hpp>
+#include <boost/mpi/environment.hpp>
+
 #include "domdec/coordinates.hpp"
 #include "domdec/decomposition.hpp"
 #include "domdec/domain.hpp"
