@@ -3,6 +3,7 @@
 #   cmake "-DFILES=a.bin|b.bin|c.bin" -DPARTICLES=3000 -DRECORD_BYTES=24 [-DLAST_DIFFERS=ON]
 #         -P compare_states.cmake
 # LAST_DIFFERS=ON: the last file must differ from the first (a control: the comparison can fail).
+cmake_minimum_required(VERSION 3.21)
 string(REPLACE "|" ";" files "${FILES}")
 list(POP_FRONT files reference)
 math(EXPR expected_size "${PARTICLES} * ${RECORD_BYTES}")

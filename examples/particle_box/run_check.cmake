@@ -2,6 +2,7 @@
 # alone ignores the exit code). Arguments are separated by '|' in COMMAND.
 #   cmake "-DCOMMAND=mpiexec|-n|2|particle_box|--steps|10" -DEXPECT_EXIT=0|nonzero
 #         "-DEXPECT_OUTPUT=regex" [-DCLEAN_DIR=dir] -P run_check.cmake
+cmake_minimum_required(VERSION 3.21)
 string(REPLACE "|" ";" command "${COMMAND}")
 if(CLEAN_DIR)
   file(REMOVE_RECURSE "${CLEAN_DIR}")  # a stale file must never pass for a fresh one

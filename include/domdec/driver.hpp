@@ -182,6 +182,7 @@ class Driver {
     call_observers_due(particles, step_);
     const MigrationStats before = migrator_->totals();
     const Clock::time_point loop_start = Clock::now();
+    loop_start_ = loop_start;
     run_.setup_seconds = seconds(start, loop_start);
 
     for (std::int64_t s = first; s <= last; ++s) {
@@ -480,9 +481,10 @@ class Driver {
     last_progress_ = now;
     printed_progress_ = true;
     const double elapsed = seconds(run_start_, now);
+    const double looping = seconds(loop_start_, now);  // the rate excludes the set-up
     const auto done = static_cast<double>(s - run_.first + 1);
     const auto total = static_cast<double>(run_.last - run_.first + 1);
-    const double rate = elapsed > 0.0 ? done / elapsed : 0.0;
+    const double rate = looping > 0.0 ? done / looping : 0.0;
     const double left = rate > 0.0 ? (total - done) / rate : 0.0;
     const double avg = static_cast<double>(particles) / size();
     const double imbalance =
@@ -490,7 +492,7 @@ class Driver {
     std::array<char, 256> line{};
     const int n = std::snprintf(
         line.data(), line.size(),
-        "step %lld/%lld %5.1f%% | elapsed %.3g s | eta %.3g s | %.4g steps/s | particles/proc "
+        "step %lld/%lld %5.1f%% | elapsed %.4g s | eta %.4g s | %.4g steps/s | particles/proc "
         "min %llu max %llu | imbalance %.2f%%\n",
         static_cast<long long>(s), static_cast<long long>(run_.last),
         total > 0.0 ? 100.0 * done / total : 100.0, elapsed, left, rate,
@@ -610,6 +612,7 @@ class Driver {
   std::string pending_error_;
   std::vector<P> scratch_;  // what a rank whose functor threw migrates with
   Clock::time_point run_start_{};
+  Clock::time_point loop_start_{};
   Clock::time_point last_progress_{};
   bool printed_progress_ = false;
 };

@@ -117,9 +117,9 @@ struct RunSummary {
     line(out, "Boundaries: %llu reflected, %llu wrapped, %llu removed (open sides)\n",
          static_cast<unsigned long long>(reflected), static_cast<unsigned long long>(wrapped),
          static_cast<unsigned long long>(removed));
-    line(out, "Conservation: %lld checks of the particle count%s (every %lld steps)",
-         static_cast<long long>(checks), ids_checked ? " and id checksum" : "",
-         static_cast<long long>(check_every));
+    line(out, "Conservation: %lld check%s of the particle count%s (every %lld steps)",
+         static_cast<long long>(checks), checks == 1 ? "" : "s",
+         ids_checked ? " and id checksum" : "", static_cast<long long>(check_every));
     if (count_checks > 0) {
       line(out, " and %lld of the count (at observer steps)", static_cast<long long>(count_checks));
     }
