@@ -164,6 +164,38 @@ TEST_CASE("the Driver's result is the serial result, bit for bit, at any number 
   CHECK(b.driver.step() == steps);
 }
 
+TEST_CASE("the Driver runs a 3-D periodic box cut along z, wrapping and conserving",
+          "[driver]") {
+  using domdec_test::Particle3;
+  const Domain<3> box({0.0, 0.0, 0.0}, {1.0, 2.0, 3.0}, Boundary::periodic);
+  const Decomposition<3> slabs(world(), box, 2);
+  Exchanger<Particle3, 3> exchanger(slabs, &Particle3::r);
+  DriverOptions options = Box<>::quiet_options();
+  options.check_every = 10;
+  Driver driver(exchanger, &Particle3::v, options);
+  std::vector<Particle3> mine;
+  for (std::int64_t id = world().rank(); id < 500; id += world().size()) {
+    RandomStream random(seed, static_cast<std::uint64_t>(id), 0);
+    Particle3 p;
+    p.id = id;
+    for (std::size_t a = 0; a < 3; ++a) {
+      p.r[a] = random.uniform(0.0, box.upper(static_cast<int>(a)));
+      p.v[a] = 0.05 * random.normal();
+    }
+    mine.push_back(p);
+  }
+  const domdec::RunSummary summary =
+      driver.run(mine, 100, [](Particle3& p) {
+        for (std::size_t a = 0; a < 3; ++a) p.r[a] += p.v[a];
+      });
+  const auto slab = slabs.local_bounds();
+  CHECK(std::all_of(mine.begin(), mine.end(),
+                    [&](const Particle3& p) { return slab.contains(p.r[2]) && box.contains(p.r); }));
+  CHECK(summary.particles == 500u);
+  CHECK(summary.wrapped > 0);
+  CHECK(summary.checks == 10);
+}
+
 TEST_CASE("the conservation check stops a run that lost a particle, naming the step and counts",
           "[driver][conservation]") {
   DriverOptions options = Box<>::quiet_options();
