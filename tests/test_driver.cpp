@@ -164,8 +164,7 @@ TEST_CASE("the Driver's result is the serial result, bit for bit, at any number 
   CHECK(b.driver.step() == steps);
 }
 
-TEST_CASE("the Driver runs a 3-D periodic box cut along z, wrapping and conserving",
-          "[driver]") {
+TEST_CASE("the Driver runs a 3-D periodic box cut along z, wrapping and conserving", "[driver]") {
   using domdec_test::Particle3;
   const Domain<3> box({0.0, 0.0, 0.0}, {1.0, 2.0, 3.0}, Boundary::periodic);
   const Decomposition<3> slabs(world(), box, 2);
@@ -184,13 +183,13 @@ TEST_CASE("the Driver runs a 3-D periodic box cut along z, wrapping and conservi
     }
     mine.push_back(p);
   }
-  const domdec::RunSummary summary =
-      driver.run(mine, 100, [](Particle3& p) {
-        for (std::size_t a = 0; a < 3; ++a) p.r[a] += p.v[a];
-      });
+  const domdec::RunSummary summary = driver.run(mine, 100, [](Particle3& p) {
+    for (std::size_t a = 0; a < 3; ++a) p.r[a] += p.v[a];
+  });
   const auto slab = slabs.local_bounds();
-  CHECK(std::all_of(mine.begin(), mine.end(),
-                    [&](const Particle3& p) { return slab.contains(p.r[2]) && box.contains(p.r); }));
+  CHECK(std::all_of(mine.begin(), mine.end(), [&](const Particle3& p) {
+    return slab.contains(p.r[2]) && box.contains(p.r);
+  }));
   CHECK(summary.particles == 500u);
   CHECK(summary.wrapped > 0);
   CHECK(summary.checks == 10);
