@@ -1,0 +1,43 @@
+# Compares final_state.bin files (records sorted by id, written by particle_box --output) byte
+# for byte with the first one. Files are separated by '|'.
+#   cmake "-DFILES=a.bin|b.bin|c.bin" -DPARTICLES=3000 -DRECORD_BYTES=24 [-DLAST_DIFFERS=ON]
+#         -P compare_states.cmake
+# LAST_DIFFERS=ON: the last file must differ from the first (a control: the comparison can fail).
+cmake_minimum_required(VERSION 3.21)
+string(REPLACE "|" ";" files "${FILES}")
+list(POP_FRONT files reference)
+math(EXPR expected_size "${PARTICLES} * ${RECORD_BYTES}")
+foreach(f IN LISTS reference files)
+  if(NOT EXISTS "${f}")
+    message(FATAL_ERROR "missing ${f}")
+  endif()
+  file(SIZE "${f}" size)
+  if(NOT size EQUAL expected_size)
+    message(FATAL_ERROR "${f} has ${size} bytes, expected ${expected_size} (${PARTICLES} records)")
+  endif()
+endforeach()
+if(LAST_DIFFERS)
+  list(POP_BACK files control)
+endif()
+set(differ "")
+foreach(f IN LISTS files)
+  execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files "${reference}" "${f}"
+                  RESULT_VARIABLE status)
+  if(status EQUAL 0)
+    message(STATUS "identical to the reference: ${f}")
+  else()
+    list(APPEND differ "${f}")
+  endif()
+endforeach()
+if(differ)
+  message(FATAL_ERROR "these final states differ from ${reference}:\n  ${differ}")
+endif()
+if(LAST_DIFFERS)
+  execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files "${reference}" "${control}"
+                  RESULT_VARIABLE status)
+  if(status EQUAL 0)
+    message(FATAL_ERROR "${control} should differ from ${reference} but is identical")
+  endif()
+  message(STATUS "differs from the reference, as it should: ${control}")
+endif()
+message(STATUS "all final states identical to ${reference}")

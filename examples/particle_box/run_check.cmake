@@ -1,0 +1,31 @@
+# Runs one command and checks its exit code and its output (CTest's PASS_REGULAR_EXPRESSION
+# alone ignores the exit code). Arguments are separated by '|' in COMMAND.
+#   cmake "-DCOMMAND=mpiexec|-n|2|particle_box|--steps|10" -DEXPECT_EXIT=0|nonzero
+#         "-DEXPECT_OUTPUT=regex" [-DCLEAN_DIR=dir] -P run_check.cmake
+cmake_minimum_required(VERSION 3.21)
+string(REPLACE "|" ";" command "${COMMAND}")
+if(CLEAN_DIR)
+  file(REMOVE_RECURSE "${CLEAN_DIR}")  # a stale file must never pass for a fresh one
+endif()
+list(JOIN command " " shown)
+message(STATUS "running: ${shown}")
+execute_process(COMMAND ${command} RESULT_VARIABLE status OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}")
+if(err)
+  message("stderr:\n${err}")
+endif()
+set(all "${out}\n${err}")
+if(EXPECT_EXIT STREQUAL "nonzero")
+  if(status EQUAL 0)
+    message(FATAL_ERROR "expected a non-zero exit status, got 0")
+  endif()
+elseif(NOT status STREQUAL "${EXPECT_EXIT}")
+  message(FATAL_ERROR "expected exit status ${EXPECT_EXIT}, got '${status}'")
+endif()
+if(EXPECT_OUTPUT)
+  string(REGEX MATCH "${EXPECT_OUTPUT}" found "${all}")
+  if(NOT found)
+    message(FATAL_ERROR "the output does not match: ${EXPECT_OUTPUT}")
+  endif()
+endif()
+message(STATUS "exit status ${status} and output as expected")
