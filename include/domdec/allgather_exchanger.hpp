@@ -67,9 +67,9 @@ class AllgatherExchanger : private TransportRequirements<P, Transport> {
         {"dimension", static_cast<std::uint64_t>(Dim)},
         {"validity of the particle datatype", layout.empty() ? 0u : 1u},
     }};
-    const std::string mismatch = detail::disagreement(comm(), fields, "AllgatherExchanger");
-    if (!layout.empty()) throw SetupError(layout);
-    if (!mismatch.empty()) throw SetupError(mismatch);
+    const std::string problem =
+        detail::agreement_problem(comm(), fields, "AllgatherExchanger", layout);
+    if (!problem.empty()) throw SetupError(problem);
     if constexpr (std::is_same_v<Transport, Typed>)
       datatype_ = boost::mpi::get_mpi_datatype<P>(P());
     const auto size = static_cast<std::size_t>(decomposition.size());

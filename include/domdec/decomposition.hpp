@@ -149,22 +149,21 @@ class Decomposition {
   }
 
   void install_cuts(std::vector<double> cuts) {
-    // Validate locally, then agree collectively, so a bad value on one rank fails everywhere.
-    const std::string local_problem = check_cuts(cuts);
+    // Validate locally, then agree collectively, so a bad value on one rank fails everywhere
+    // with that rank's reason.
     const std::array<double, 2 * Dim> box = box_values();
     const std::array<std::uint64_t, Dim> rules = rule_values();
     const std::array<detail::AgreedField, 6> fields{{
         {"number of ranks", static_cast<std::uint64_t>(comm_.size())},
+        {"dimension", static_cast<std::uint64_t>(Dim)},
         {"axis", static_cast<std::uint64_t>(axis_)},
         {"box", detail::digest(box.data(), box.size()), true},
         {"boundary rules", detail::digest(rules.data(), rules.size()), true},
         {"cuts", detail::digest(cuts.data(), cuts.size()), true},
-        {"validity of the cuts", local_problem.empty() ? 0u : 1u},
     }};
-    const std::string mismatch =
-        detail::disagreement(MPI_Comm(comm_), fields, "decomposition");
-    if (!local_problem.empty()) throw SetupError(local_problem);
-    if (!mismatch.empty()) throw SetupError(mismatch);
+    const std::string problem =
+        detail::agreement_problem(MPI_Comm(comm_), fields, "decomposition", check_cuts(cuts));
+    if (!problem.empty()) throw SetupError(problem);
 
     cuts_ = std::move(cuts);
     rank_ = comm_.rank();

@@ -60,7 +60,7 @@ class Domain {
   using Rules = std::array<Boundary, Dim>;
 
   /// A box with the same rule on every axis. Throws SetupError unless lower < upper on every
-  /// axis and all corners are finite.
+  /// axis, all corners are finite and so is every length upper - lower.
   Domain(const Point& lower, const Point& upper, Boundary rule)
       : Domain(lower, upper, same_rule(rule)) {}
 
@@ -69,12 +69,14 @@ class Domain {
       : lower_(lower), upper_(upper), rules_(rules) {
     for (int a = 0; a < Dim; ++a) {
       const auto i = static_cast<std::size_t>(a);
-      if (!std::isfinite(lower_[i]) || !std::isfinite(upper_[i]) || !(lower_[i] < upper_[i])) {
-        throw SetupError(detail::message("domdec: Domain needs finite lower < upper on every axis;"
-                                         " axis ",
-                                         a, " has lower = ", lower_[i], ", upper = ", upper_[i]));
-      }
       length_[i] = upper_[i] - lower_[i];
+      if (!std::isfinite(lower_[i]) || !std::isfinite(upper_[i]) || !(lower_[i] < upper_[i]) ||
+          !std::isfinite(length_[i])) {
+        throw SetupError(
+            detail::message("domdec: Domain needs finite lower < upper on every axis"
+                            " and a finite length upper - lower; axis ",
+                            a, " has lower = ", lower_[i], ", upper = ", upper_[i]));
+      }
     }
   }
 
@@ -98,44 +100,60 @@ class Domain {
     return true;
   }
 
-  /// The periodic image of `x` in [lower, upper) along `axis`, for any finite `x` (however
-  /// many box lengths away). Non-finite values are returned unchanged.
+  /// The periodic image of `x` in [lower, upper) along `axis`, for any finite `x`, however
+  /// many box lengths away (the result is exact up to the rounding of `x - lower`; beyond
+  /// 2^53 box lengths that rounding exceeds a box length, so the image is inside the box but
+  /// arbitrary). Non-finite values are returned unchanged.
   double wrap(double x, int axis) const noexcept {
     const double lo = lower(axis), hi = upper(axis), len = length(axis);
     if (x >= lo && x < hi) return x;
     if (!std::isfinite(x)) return x;
     double y = x >= hi ? x - len : x + len;  // one length covers every ordinary step
     if (!(y >= lo && y < hi)) {
-      y = lo + std::fmod(x - lo, len);
+      double d = x - lo;
+      if (!std::isfinite(d)) d = std::fmod(x, len) - std::fmod(lo, len);  // x - lo overflowed
+      y = lo + std::fmod(d, len);
       if (y < lo) y += len;
     }
     // Rounding can land exactly on `hi` (x a hair below lo): that point is lo.
-    return y >= hi ? lo : (y < lo ? lo : y);
+    return y >= lo && y < hi ? y : lo;
   }
 
   /// Mirrors `x` back into [lower, upper] along `axis`, however far it overshot: a particle
   /// that overshoots by more than a box length is folded back as if it had bounced between
-  /// the walls. Returns the new coordinate and whether the velocity component flips (an odd
-  /// number of bounces). Non-finite values are returned unchanged, without a flip.
+  /// the walls (as exact as wrap, see there). Returns the new coordinate and whether the
+  /// velocity component flips (an odd number of bounces). Non-finite values are returned
+  /// unchanged, without a flip.
   std::pair<double, bool> reflect(double x, int axis) const noexcept {
     const double lo = lower(axis), hi = upper(axis), len = length(axis);
     if (x >= lo && x <= hi) return {x, false};
     if (!std::isfinite(x)) return {x, false};
-    if (x > hi && x - hi <= len) return {2.0 * hi - x, true};  // the ordinary single bounce
-    if (x < lo && lo - x <= len) return {2.0 * lo - x, true};
-    double m = std::fmod(x - lo, 2.0 * len);  // position on the unfolded circle of length 2L
-    if (m < 0.0) m += 2.0 * len;
-    const bool mirrored = m > len;
-    double y = mirrored ? lo + (2.0 * len - m) : lo + m;
-    if (y > hi) y = hi;
-    if (y < lo) y = lo;
-    return {y, mirrored};
+    double y = 0.0;
+    bool flip = true;
+    if (x > hi && x - hi <= len) {
+      y = hi - (x - hi);  // the ordinary single bounce (not 2 hi - x: that can overflow)
+    } else if (x < lo && lo - x <= len) {
+      y = lo + (lo - x);
+    } else {
+      const double period = 2.0 * len;  // the unfolded circle: there and back again
+      double d = x - lo;
+      if (!std::isfinite(d)) d = std::fmod(x, period) - std::fmod(lo, period);
+      double m = std::fmod(d, period);
+      if (m < 0.0) m += period;
+      flip = m > len;
+      y = flip ? lo + (period - m) : lo + m;
+    }
+    if (!(y >= lo)) y = lo;  // rounding, or NaN from a box spanning half the doubles
+    if (!(y <= hi)) y = hi;
+    return {y, flip};
   }
 
   /// Puts every particle back into the box by the rule of each axis: periodic axes wrap,
   /// reflecting axes mirror the position (the velocity is not touched by this overload), open
-  /// axes remove the particle. Removal keeps the order of the others. Particles with a
-  /// non-finite coordinate are left untouched for `Exchanger::migrate` to report.
+  /// axes remove the particle. Removal keeps the order of the others. Any overshoot is handled,
+  /// however many box lengths (see docs/reliability.md). Particles with a non-finite
+  /// coordinate (NaN, +-Inf) are left untouched, on every kind of axis, for
+  /// `Exchanger::migrate` to report as an error.
   template <class P>
   BoundaryCounts apply_boundaries(std::vector<P>& particles,
                                   const CoordinatesOf<P, Dim>& position) const {
@@ -169,6 +187,9 @@ class Domain {
       for (int a = 0; a < Dim; ++a) {
         double& x = position.ref(p, a);
         if (contains(x, a)) continue;  // the common case: nothing to do
+        // NaN and +-Inf stay as they are, on every kind of axis, for the Exchanger to report:
+        // a broken particle is an error, never a silent "wrapped" or "left the box".
+        if (!std::isfinite(x)) continue;
         switch (boundary(a)) {
           case Boundary::periodic: {
             const double y = wrap(x, a);
@@ -184,7 +205,7 @@ class Domain {
             break;
           }
           case Boundary::open:
-            leaves = x < lower(a) || x > upper(a);  // NaN stays for the Exchanger to report
+            leaves = true;  // finite and outside [lower, upper]
             break;
         }
         if (leaves) break;

@@ -291,7 +291,8 @@ class Driver {
         {"observer intervals", intervals, true},
         {"id checking (0 count only, 1 ids)", ids_known() ? 1u : 0u},
     }};
-    const std::string mismatch = detail::disagreement(comm(), fields, "Driver run");
+    // (steps and check_every are agreed on above, so the checks below fail on every rank alike.)
+    const std::string mismatch = detail::agreement_problem(comm(), fields, "Driver run", {});
     if (!mismatch.empty()) throw SetupError(mismatch);
     if (steps < 0)
       throw SetupError(detail::message("domdec: Driver::run needs steps >= 0, got ", steps));

@@ -9,6 +9,7 @@
 #include <boost/core/demangle.hpp>
 #include <boost/mpi/datatype.hpp>
 #include <boost/serialization/serialization.hpp>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -21,6 +22,7 @@
 #include "domdec/detail/byte_buffer.hpp"
 #include "domdec/detail/format.hpp"
 #include "domdec/detail/mpi_check.hpp"
+#include "domdec/error.hpp"
 
 namespace domdec {
 
@@ -154,7 +156,18 @@ struct StreamCounts {
   std::size_t bytes = 0;
 };
 
-inline int to_int_count(std::size_t n) { return static_cast<int>(n); }  // chunking keeps n small
+/// The largest count an MPI call takes (counts are `int`).
+inline constexpr std::size_t max_int_count = static_cast<std::size_t>(INT_MAX);
+
+/// `n` as an MPI count. Chunking keeps every message within max_int_count (the Exchanger
+/// refuses a larger max_message_bytes), so the check never fires unless that is broken.
+inline int to_int_count(std::size_t n) {
+  if (n > max_int_count) {
+    throw CommunicationError(message("domdec: internal error: a message of ", n,
+                                     " elements exceeds MPI's int count; please report it"));
+  }
+  return static_cast<int>(n);
+}
 
 template <class P, class Transport>
 class Channel;
