@@ -136,15 +136,16 @@ class Domain {
   /// reflecting axes mirror the position (the velocity is not touched by this overload), open
   /// axes remove the particle. Removal keeps the order of the others. Particles with a
   /// non-finite coordinate are left untouched for `Exchanger::migrate` to report.
-  template <class P>
-  BoundaryCounts apply_boundaries(std::vector<P>& particles,
+  template <class P, class Alloc>
+  BoundaryCounts apply_boundaries(std::vector<P, Alloc>& particles,
                                   const CoordinatesOf<P, Dim>& position) const {
     return apply<P>(particles, position, nullptr);
   }
 
   /// As above, and flips the matching component of the velocity on every reflection.
-  template <class P>
-  BoundaryCounts apply_boundaries(std::vector<P>& particles, const CoordinatesOf<P, Dim>& position,
+  template <class P, class Alloc>
+  BoundaryCounts apply_boundaries(std::vector<P, Alloc>& particles,
+                                  const CoordinatesOf<P, Dim>& position,
                                   const CoordinatesOf<P, Dim>& velocity) const {
     return apply<P>(particles, position, &velocity);
   }
@@ -158,8 +159,8 @@ class Domain {
     return rules;
   }
 
-  template <class P>
-  BoundaryCounts apply(std::vector<P>& particles, const Coordinates<P, Dim>& position,
+  template <class P, class Alloc>
+  BoundaryCounts apply(std::vector<P, Alloc>& particles, const Coordinates<P, Dim>& position,
                        const Coordinates<P, Dim>* velocity) const {
     BoundaryCounts counts;
     std::size_t kept = 0;

@@ -5,6 +5,7 @@
 // particle to the rank that owns its new position, over typed or serialized transport.
 #pragma once
 
+#include "domdec/allocator.hpp"
 #include "domdec/coordinates.hpp"
 #include "domdec/decomposition.hpp"
 #include "domdec/domain.hpp"

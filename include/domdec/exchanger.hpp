@@ -60,7 +60,9 @@ inline constexpr int migrate_tag = 1;
 /// 4. arrivals are appended in ascending order of source rank, each in its sender's order.
 ///
 /// Steady state allocates nothing: buckets and request lists keep their capacity, arrivals are
-/// received straight into the particle vector (which grows only past its capacity).
+/// received straight into the particle vector (which grows only past its capacity). Any
+/// std::vector<P, Alloc> works; `domdec::ParticleVector<P>` (allocator.hpp) is the fastest:
+/// huge pages, and arrivals are not zeroed before they are received.
 template <class P, int Dim = 1, class Transport = default_transport_t<P>>
 class Exchanger : private TransportRequirements<P, Transport> {
  public:
@@ -106,7 +108,8 @@ class Exchanger : private TransportRequirements<P, Transport> {
   /// Domain::apply_boundaries first). Otherwise — a NaN, an infinity, a position outside —
   /// every rank throws ParticleError naming the rank, the particle and its position, and
   /// `particles` is left unchanged. Returns this call's statistics (also added to totals()).
-  MigrationStats migrate(std::vector<P>& particles) {
+  template <class Alloc>
+  MigrationStats migrate(std::vector<P, Alloc>& particles) {
     ++calls_;
     MigrationStats stats;
     stats.calls = 1;
@@ -184,7 +187,8 @@ class Exchanger : private TransportRequirements<P, Transport> {
 
   // Fills leavers_ (ascending index), records the first invalid particle; returns whether any
   // leaver goes further than a neighbour.
-  bool find_leavers(const std::vector<P>& particles) {
+  template <class Alloc>
+  bool find_leavers(const std::vector<P, Alloc>& particles) {
     const Decomposition<Dim>& d = *decomposition_;
     const int axis = d.axis();
     const Interval slab = d.local_bounds();
@@ -219,7 +223,8 @@ class Exchanger : private TransportRequirements<P, Transport> {
 
   // Fills each hole with the last remaining particle: O(leavers) moves instead of O(n), and the
   // resulting order is still a deterministic function of the input.
-  void remove_leavers(std::vector<P>& particles) {
+  template <class Alloc>
+  void remove_leavers(std::vector<P, Alloc>& particles) {
     const std::size_t n = particles.size();
     const std::size_t gone = leavers_.size();
     if (gone == 0) return;
@@ -274,7 +279,8 @@ class Exchanger : private TransportRequirements<P, Transport> {
 
   // Every rank calls this after the allreduce reported an invalid particle on `culprit`: the
   // culprit's message is broadcast so every rank throws the same, complete error.
-  [[noreturn]] void raise_particle_error(int culprit, const std::vector<P>& particles) {
+  template <class Alloc>
+  [[noreturn]] void raise_particle_error(int culprit, const std::vector<P, Alloc>& particles) {
     const Decomposition<Dim>& d = *decomposition_;
     std::string text;
     if (d.rank() == culprit) {

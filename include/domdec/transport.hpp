@@ -17,6 +17,7 @@
 #include <typeinfo>
 #include <vector>
 
+#include "domdec/allocator.hpp"
 #include "domdec/detail/byte_archive.hpp"
 #include "domdec/detail/byte_buffer.hpp"
 #include "domdec/detail/format.hpp"
@@ -159,11 +160,12 @@ inline int to_int_count(std::size_t n) { return static_cast<int>(n); }  // chunk
 template <class P, class Transport>
 class Channel;
 
-/// Typed: buckets are particle arrays sent with the particle's MPI datatype.
+/// Typed: buckets are particle arrays sent with the particle's MPI datatype. They live on huge
+/// pages when large (allocator.hpp): MPI copies large messages about twice as fast from them.
 template <class P>
 class Channel<P, Typed> {
  public:
-  using Bucket = std::vector<P>;
+  using Bucket = std::vector<P, ParticleAllocator<P>>;
 
   explicit Channel(std::size_t max_message_bytes)
       : datatype_(boost::mpi::get_mpi_datatype<P>(P())),
@@ -217,7 +219,8 @@ class Channel<P, Typed> {
   }
 
   /// Receives the stream from `source` straight into the end of `particles`.
-  StreamCounts receive(MPI_Comm comm, int source, int tag, std::vector<P>& particles) {
+  template <class Alloc>
+  StreamCounts receive(MPI_Comm comm, int source, int tag, std::vector<P, Alloc>& particles) {
     StreamCounts received;
     for (;;) {
       MPI_Message probed;
@@ -292,7 +295,8 @@ class Channel<P, Serialized> {
     return sent;
   }
 
-  StreamCounts receive(MPI_Comm comm, int source, int tag, std::vector<P>& particles) {
+  template <class Alloc>
+  StreamCounts receive(MPI_Comm comm, int source, int tag, std::vector<P, Alloc>& particles) {
     StreamCounts received;
     incoming_.clear();
     for (;;) {

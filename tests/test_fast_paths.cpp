@@ -1,0 +1,156 @@
+// The fast paths — particles in a domdec::ParticleVector, a whole step passed to migrate as an
+// update, bitwise-serializable particles read back in one copy, buffers on huge pages — give
+// exactly the results of the plain paths, and fail the same way.
+#include <catch2/catch.hpp>
+
+#include <boost/serialization/is_bitwise_serializable.hpp>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "domdec/domdec.hpp"
+#include "support/mpi_test.hpp"
+#include "support/particles.hpp"
+
+using domdec::Boundary;
+using domdec::Decomposition;
+using domdec::Domain;
+using domdec::Exchanger;
+using domdec::ParticleVector;
+using domdec::Serialized;
+using domdec::Typed;
+using domdec_test::on_every_rank;
+using domdec_test::Particle;
+using domdec_test::sum_over_ranks;
+using domdec_test::world;
+
+namespace {
+
+/// Plain data marked bitwise-serializable: the serialized transport copies it whole.
+struct BitwiseParticle {
+  std::int64_t id = 0;
+  double x = 0.0;
+  double v = 0.0;
+  template <class Archive>
+  void serialize(Archive& ar, unsigned) {
+    ar & id & x & v;
+  }
+  friend bool operator==(const BitwiseParticle& a, const BitwiseParticle& b) {
+    return a.id == b.id && a.x == b.x && a.v == b.v;
+  }
+};
+
+struct alignas(64) WideParticle {
+  double values[8];
+};
+
+std::uint64_t mix(std::uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+/// A uniform double in [0, 1) keyed by (id, step): the same for a particle wherever it is.
+double unit(std::int64_t id, int step) {
+  return static_cast<double>(mix(static_cast<std::uint64_t>(id) * 1000003u + step) >> 11) *
+         0x1.0p-53;
+}
+
+template <class P, class Vector>
+Vector particles_in_my_slab(const Decomposition<1>& slabs, std::int64_t n) {
+  Vector mine;
+  for (std::int64_t id = 0; id < n; ++id) {
+    const double x = (static_cast<double>(id) + 0.5) / static_cast<double>(n);
+    if (slabs.owner_of(x) == slabs.rank()) {
+      P p{};
+      p.id = id;
+      p.x = x;
+      mine.push_back(p);
+    }
+  }
+  return mine;
+}
+
+/// This step's velocity of particle `id`: mostly within a slab, now and then several slabs.
+double velocity(std::int64_t id, int step, int ranks) {
+  const double u = unit(id, step);
+  const double scale = unit(id, -step - 1) < 0.02 ? 2.5 : 0.3 / ranks;
+  return (2.0 * u - 1.0) * scale;
+}
+
+template <class A, class B>
+bool same_particles(const A& a, const B& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (!(a[i] == b[i])) return false;
+  return true;
+}
+
+}  // namespace
+
+BOOST_IS_MPI_DATATYPE(BitwiseParticle)
+BOOST_IS_BITWISE_SERIALIZABLE(BitwiseParticle)
+
+TEST_CASE("ParticleAllocator puts large blocks on 2 MiB boundaries, small ones as usual",
+          "[allocator]") {
+  domdec::ParticleAllocator<double> doubles;
+  const std::size_t n = std::size_t{3} << 20;  // 24 MiB
+  double* big = doubles.allocate(n);
+  CHECK(reinterpret_cast<std::uintptr_t>(big) % (std::size_t{1} << 21) == 0);
+  for (std::size_t i = 0; i < n; i += 4096) big[i] = static_cast<double>(i);
+  bool kept = true;
+  for (std::size_t i = 0; i < n; i += 4096) kept = kept && big[i] == static_cast<double>(i);
+  CHECK(kept);
+  doubles.deallocate(big, n);
+
+  double* small = doubles.allocate(10);
+  small[9] = 1.0;
+  CHECK(reinterpret_cast<std::uintptr_t>(small) % alignof(double) == 0);
+  doubles.deallocate(small, 10);
+
+  domdec::ParticleAllocator<WideParticle> wide;
+  WideParticle* w = wide.allocate(3);
+  CHECK(reinterpret_cast<std::uintptr_t>(w) % 64 == 0);
+  wide.deallocate(w, 3);
+  CHECK(doubles == domdec::ParticleAllocator<int>());
+}
+
+TEST_CASE("a ParticleVector still initializes particles that have initializers", "[allocator]") {
+  ParticleVector<Particle> v(1000, Particle{7, 0.5, -1.0});
+  v.resize(5000);  // grows onto huge pages; Particle's members have default initializers
+  CHECK(v[999] == (Particle{7, 0.5, -1.0}));
+  CHECK(v[4999] == Particle{});
+  const std::vector<Particle> copy(v.begin(), v.end());
+  CHECK(same_particles(copy, v));
+}
+
+TEMPLATE_TEST_CASE("migrate on a ParticleVector gives exactly what it gives on a std::vector",
+                   "[allocator][migrate]", Typed, Serialized) {
+  const int ranks = world().size();
+  const Domain<1> box({0.0}, {1.0}, Boundary::periodic);
+  const Decomposition<1> slabs(world(), box);
+  Exchanger<Particle, 1, TestType> plain(slabs, &Particle::x);
+  Exchanger<Particle, 1, TestType> fast(slabs, &Particle::x);
+  auto a = particles_in_my_slab<Particle, std::vector<Particle>>(slabs, 600);
+  auto b = particles_in_my_slab<Particle, ParticleVector<Particle>>(slabs, 600);
+  bool identical = true;
+  for (int step = 0; step < 200 && identical; ++step) {
+    for (Particle& p : a) p.x += velocity(p.id, step, ranks);
+    for (Particle& p : b) p.x += velocity(p.id, step, ranks);
+    box.apply_boundaries(a, &Particle::x);
+    box.apply_boundaries(b, &Particle::x);
+    const auto sa = plain.migrate(a);
+    const auto sb = fast.migrate(b);
+    identical = same_particles(a, b) && sa.particles_sent == sb.particles_sent &&
+                sa.particles_received == sb.particles_received;
+    if (!identical) UNSCOPED_INFO("first difference at step " << step);
+  }
+  REQUIRE(on_every_rank(identical));
+  CHECK(sum_over_ranks(static_cast<std::int64_t>(b.size())) == 600);
+  // Long jumps took the general path (on a ring of up to 3 ranks every rank is a neighbour).
+  if (ranks >= 4) CHECK(fast.totals().general_path_calls > 0);
+}
+
