@@ -127,6 +127,22 @@ TEST_CASE("a ParticleVector still initializes particles that have initializers",
   CHECK(same_particles(copy, v));
 }
 
+TEST_CASE("a byte buffer keeps its contents as it grows onto huge pages", "[allocator]") {
+  domdec::detail::ByteBuffer bytes;
+  const std::size_t n = std::size_t{5} << 20;
+  for (std::size_t i = 0; i < n; i += 1000) {
+    unsigned char block[1000];
+    for (std::size_t k = 0; k < 1000; ++k) block[k] = static_cast<unsigned char>((i + k) % 251);
+    bytes.append(block, 1000);
+  }
+  REQUIRE(bytes.size() >= n);
+  bool kept = true;
+  for (std::size_t i = 0; i < bytes.size(); ++i)
+    kept = kept && static_cast<unsigned char>(bytes.data()[i]) == i % 251;
+  CHECK(kept);
+  CHECK(reinterpret_cast<std::uintptr_t>(bytes.data()) % (std::size_t{1} << 21) == 0);
+}
+
 TEMPLATE_TEST_CASE("migrate on a ParticleVector gives exactly what it gives on a std::vector",
                    "[allocator][migrate]", Typed, Serialized) {
   const int ranks = world().size();
