@@ -170,3 +170,45 @@ TEMPLATE_TEST_CASE("migrate on a ParticleVector gives exactly what it gives on a
   if (ranks >= 4) CHECK(fast.totals().general_path_calls > 0);
 }
 
+TEST_CASE("bitwise-serializable particles travel serialized exactly as they travel typed",
+          "[transport][migrate]") {
+  const int ranks = world().size();
+  const Domain<1> box({0.0}, {1.0}, Boundary::periodic);
+  const Decomposition<1> slabs(world(), box);
+  domdec::ExchangerOptions small;
+  small.max_message_bytes = 100;  // four particles: streams of several messages
+  Exchanger<BitwiseParticle, 1, Typed> typed(slabs, &BitwiseParticle::x, small);
+  Exchanger<BitwiseParticle, 1, Serialized> serialized(slabs, &BitwiseParticle::x, small);
+  auto a = particles_in_my_slab<BitwiseParticle, ParticleVector<BitwiseParticle>>(slabs, 900);
+  auto b = particles_in_my_slab<BitwiseParticle, std::vector<BitwiseParticle>>(slabs, 900);
+  bool identical = true;
+  for (int step = 0; step < 100 && identical; ++step) {
+    for (auto& p : a) p.x += velocity(p.id, step, ranks);
+    for (auto& p : b) p.x += velocity(p.id, step, ranks);
+    box.apply_boundaries(a, &BitwiseParticle::x);
+    box.apply_boundaries(b, &BitwiseParticle::x);
+    typed.migrate(a);
+    serialized.migrate(b);
+    identical = same_particles(a, b);
+  }
+  REQUIRE(on_every_rank(identical));
+  if (ranks > 1) CHECK(serialized.totals().messages_sent > serialized.totals().calls * 2);
+}
+
+TEST_CASE("a short stream of bitwise-serializable particles is an error, not garbage",
+          "[transport][errors]") {
+  // A stream that announces 5 particles but carries 3, sent to this rank itself.
+  MPI_Comm comm;
+  MPI_Comm_dup(MPI_COMM_WORLD, &comm);
+  const int me = world().rank();
+  std::vector<char> bytes(8 + 3 * sizeof(BitwiseParticle), 0);
+  const std::uint64_t announced = 5;
+  std::memcpy(bytes.data(), &announced, 8);
+  MPI_Request request;
+  MPI_Isend(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, me, 1, comm, &request);
+  domdec::detail::Channel<BitwiseParticle, Serialized> channel(1 << 20);
+  ParticleVector<BitwiseParticle> arrivals;
+  CHECK_THROWS_AS(channel.receive(comm, me, 1, arrivals), domdec::CommunicationError);
+  MPI_Wait(&request, MPI_STATUS_IGNORE);
+  MPI_Comm_free(&comm);
+}

@@ -314,8 +314,18 @@ class Channel<P, Serialized> {
     ByteReader reader(incoming_.data(), incoming_.data() + incoming_.size());
     std::uint64_t count = 0;
     reader >> count;
-    particles.reserve(particles.size() + static_cast<std::size_t>(count));
-    for (std::uint64_t i = 0; i < count; ++i) {
+    std::uint64_t one_by_one = count;
+    if constexpr (copied_as_bytes<P>) {
+      // Bitwise-serializable particles were written whole, one after another: one copy.
+      if (count <= reader.remaining() / sizeof(P)) {
+        const std::size_t old = particles.size();
+        particles.resize(old + static_cast<std::size_t>(count));
+        reader.load_binary(particles.data() + old, static_cast<std::size_t>(count) * sizeof(P));
+        one_by_one = 0;
+      }
+    }
+    particles.reserve(particles.size() + static_cast<std::size_t>(one_by_one));
+    for (std::uint64_t i = 0; i < one_by_one; ++i) {
       particles.emplace_back();
       reader >> particles.back();
     }
