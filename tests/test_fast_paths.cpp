@@ -170,6 +170,66 @@ TEMPLATE_TEST_CASE("migrate on a ParticleVector gives exactly what it gives on a
   if (ranks >= 4) CHECK(fast.totals().general_path_calls > 0);
 }
 
+TEMPLATE_TEST_CASE("migrate with an update equals the user's loop, the walls, then migrate",
+                   "[migrate][update]", Typed, Serialized) {
+  const int ranks = world().size();
+  const Domain<1> box({0.0}, {1.0}, Boundary::reflecting);
+  const Decomposition<1> slabs(world(), box);
+  Exchanger<Particle, 1, TestType> three_passes(slabs, &Particle::x);
+  Exchanger<Particle, 1, TestType> one_pass(slabs, &Particle::x);
+  auto a = particles_in_my_slab<Particle, std::vector<Particle>>(slabs, 500);
+  for (Particle& p : a) p.v = velocity(p.id, 0, ranks);
+  ParticleVector<Particle> b(a.begin(), a.end());
+  bool identical = true;
+  std::size_t updates = 0;
+  for (int step = 0; step < 200 && identical; ++step) {
+    for (Particle& p : a) p.x += p.v;
+    box.apply_boundaries(a, &Particle::x, &Particle::v);
+    const auto sa = three_passes.migrate(a);
+    const auto sb = one_pass.migrate(b, [&](Particle& p) {
+      ++updates;
+      p.x += p.v;
+      const auto [x, flipped] = box.reflect(p.x, 0);
+      p.x = x;
+      if (flipped) p.v = -p.v;
+    });
+    identical = same_particles(a, b) && sa.particles_sent == sb.particles_sent &&
+                sa.messages_sent == sb.messages_sent;
+    if (!identical) UNSCOPED_INFO("first difference at step " << step);
+  }
+  REQUIRE(on_every_rank(identical));
+  // Every particle was updated exactly once per step.
+  CHECK(sum_over_ranks(static_cast<std::int64_t>(updates)) == 500 * 200);
+}
+
+TEST_CASE("an update that makes a particle invalid stops migrate on every rank, moving nothing",
+          "[migrate][update][errors]") {
+  const int ranks = world().size(), me = world().rank();
+  const Domain<1> box({0.0}, {1.0}, Boundary::reflecting);
+  const Decomposition<1> slabs(world(), box);
+  Exchanger<Particle, 1> exchanger(slabs, &Particle::x);
+  auto mine = particles_in_my_slab<Particle, ParticleVector<Particle>>(slabs, 40);
+  REQUIRE(on_every_rank(!mine.empty()));
+  const int culprit = ranks - 1;
+  const std::size_t before = mine.size();
+  std::string text;
+  try {
+    exchanger.migrate(mine, [&](Particle& p) {
+      p.x = std::min(1.0, p.x + 0.3 / ranks);  // some would leave...
+      if (me == culprit && p.id == mine[1].id) p.x = std::numeric_limits<double>::quiet_NaN();
+    });
+  } catch (const domdec::ParticleError& e) {
+    text = e.what();
+  }
+  CHECK_THAT(text, Catch::Contains("on rank " + std::to_string(culprit)) &&
+                       Catch::Contains("nan"));
+  // ...but nothing moved: the update was applied, the particles are all still here.
+  CHECK(mine.size() == before);
+  if (me == culprit) mine[1].x = 0.999;
+  CHECK_NOTHROW(exchanger.migrate(mine));
+  CHECK(sum_over_ranks(static_cast<std::int64_t>(mine.size())) == 40);
+}
+
 TEST_CASE("bitwise-serializable particles travel serialized exactly as they travel typed",
           "[transport][migrate]") {
   const int ranks = world().size();

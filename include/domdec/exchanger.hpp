@@ -110,14 +110,28 @@ class Exchanger : private TransportRequirements<P, Transport> {
   /// `particles` is left unchanged. Returns this call's statistics (also added to totals()).
   template <class Alloc>
   MigrationStats migrate(std::vector<P, Alloc>& particles) {
+    return migrate(particles, [](P&) {});
+  }
+
+  /// A whole step in one pass over memory: calls `update(p)` for every particle (the physics
+  /// of the step and the walls, e.g. with Domain::reflect or Domain::wrap), then migrates as
+  /// migrate(particles) does. The separate user loop, Domain::apply_boundaries and migrate read
+  /// and write every particle three times; this reads and writes each once, which is about
+  /// twice as fast when the particles do not fit in cache (docs/performance.md). Collective,
+  /// with the precondition, statistics and errors of migrate(particles), except that on error
+  /// `update` has already been applied to every particle (none has moved to another rank).
+  /// `update` must not add or remove particles.
+  template <class Alloc, class Update>
+  MigrationStats migrate(std::vector<P, Alloc>& particles, Update&& update) {
     ++calls_;
     MigrationStats stats;
     stats.calls = 1;
     const MPI_Comm c = comm();
     const Decomposition<Dim>& d = *decomposition_;
 
-    // 1. Who leaves, and to whom (read-only, so an error leaves `particles` untouched).
-    const bool far = find_leavers(particles);
+    // 1. Who leaves, and to whom (only `update` writes, so an error leaves `particles` as
+    // `update` made them).
+    const bool far = find_leavers(particles, update);
 
     // 2. One allreduce: anyone far? anyone invalid (encoded so the lowest such rank wins)?
     std::array<int, 2> flags{far ? 1 : 0, first_invalid_ >= 0 ? d.size() - d.rank() : 0};
@@ -185,10 +199,10 @@ class Exchanger : private TransportRequirements<P, Transport> {
   MPI_Comm comm() const { return MPI_Comm(decomposition_->communicator()); }
   typename Chan::Bucket& bucket(int rank) { return buckets_[static_cast<std::size_t>(rank)]; }
 
-  // Fills leavers_ (ascending index), records the first invalid particle; returns whether any
-  // leaver goes further than a neighbour.
-  template <class Alloc>
-  bool find_leavers(const std::vector<P, Alloc>& particles) {
+  // Applies `update` to every particle, fills leavers_ (ascending index), records the first
+  // invalid particle; returns whether any leaver goes further than a neighbour.
+  template <class Alloc, class Update>
+  bool find_leavers(std::vector<P, Alloc>& particles, Update& update) {
     const Decomposition<Dim>& d = *decomposition_;
     const int axis = d.axis();
     const Interval slab = d.local_bounds();
@@ -204,9 +218,13 @@ class Exchanger : private TransportRequirements<P, Transport> {
     first_invalid_ = -1;
     invalid_count_ = 0;
     bool far = false;
+    // A local copy: the compiler can keep it in registers and hoist its scalar-or-array test
+    // out of the loop (the member could, as far as it knows, be changed by the stores below).
+    const Coordinates<P, Dim> position = position_;
     const std::size_t n = particles.size();
     for (std::size_t i = 0; i < n; ++i) {
-      const double x = position_.get(particles[i], axis);
+      update(particles[i]);
+      const double x = position.get(particles[i], axis);
       if (x >= lower && x < upper) continue;  // stays: the common case
       const int owner = d.owner_or_negative(x);
       if (owner < 0) {
