@@ -113,9 +113,9 @@ class Exchanger : private TransportRequirements<P, Transport> {
     return migrate(particles, [](P&) {});
   }
 
-  /// A whole step in one pass over memory: calls `update(p)` for every particle (the physics
-  /// of the step and the walls, e.g. with Domain::reflect or Domain::wrap), then migrates as
-  /// migrate(particles) does. The separate user loop, Domain::apply_boundaries and migrate read
+  /// A whole step in one pass over memory: calls `update(p)` once for every particle, in an
+  /// unspecified order (the physics of the step and the walls, e.g. with Domain::reflect or
+  /// Domain::wrap), then migrates as migrate(particles) does. The separate user loop, Domain::apply_boundaries and migrate read
   /// and write every particle three times; this reads and writes each once, which is about
   /// twice as fast when the particles do not fit in cache (docs/performance.md). Collective,
   /// with the precondition, statistics and errors of migrate(particles), except that on error
@@ -129,20 +129,22 @@ class Exchanger : private TransportRequirements<P, Transport> {
     const MPI_Comm c = comm();
     const Decomposition<Dim>& d = *decomposition_;
 
-    // 1. Who leaves, and to whom (only `update` writes, so an error leaves `particles` as
-    // `update` made them).
-    const bool far = find_leavers(particles, update);
+    // 1. One pass: update each particle, sort the stayers to the front and the leavers to
+    // the back of `particles` (by swaps, logged), pack each leaver into its owner's bucket.
+    const bool far = sort_out_leavers(particles, update);
 
     // 2. One allreduce: anyone far? anyone invalid (encoded so the lowest such rank wins)?
     std::array<int, 2> flags{far ? 1 : 0, first_invalid_ >= 0 ? d.size() - d.rank() : 0};
     detail::mpi_check(MPI_Allreduce(MPI_IN_PLACE, flags.data(), 2, MPI_INT, MPI_MAX, c),
                       "MPI_Allreduce");
     ++stats.collectives;
-    if (flags[1] > 0) raise_particle_error(d.size() - flags[1], particles);
+    if (flags[1] > 0) {
+      undo_sort(particles);  // every particle back in its place: nothing was moved
+      raise_particle_error(d.size() - flags[1], particles);
+    }
 
-    // 3. Pack leavers into their owner's bucket and close the holes they left.
-    for (const Leaver& l : leavers_) Chan::put(bucket(l.owner), particles[l.index]);
-    remove_leavers(particles);
+    // 3. The leavers are packed: drop them from the back.
+    particles.erase(particles.begin() + static_cast<std::ptrdiff_t>(kept_), particles.end());
 
     // 4. Who talks to whom.
     if (flags[0] == 0) {
@@ -199,66 +201,103 @@ class Exchanger : private TransportRequirements<P, Transport> {
   MPI_Comm comm() const { return MPI_Comm(decomposition_->communicator()); }
   typename Chan::Bucket& bucket(int rank) { return buckets_[static_cast<std::size_t>(rank)]; }
 
-  // Applies `update` to every particle, fills leavers_ (ascending index), records the first
-  // invalid particle; returns whether any leaver goes further than a neighbour.
+  // The pass of step 1. Two cursors: `i` walks up from the front over the particles that
+  // stay; each leaver it meets is packed and swapped with the last particle that stays, found
+  // by `end` walking down from the back (leavers met there are packed afterwards, in
+  // ascending order). Every particle is updated and classified exactly once; afterwards
+  // [0, kept_) stay, [kept_, n) leave, and each bucket holds its leavers in ascending order of
+  // their index in `particles` (the sender's order). The final order of the stayers is that
+  // of filling each hole with the last stayer. One read and at most one write per particle,
+  // as in hand-written code, instead of a search pass, a packing pass and a hole-filling pass.
+  // Invalid particles stay (and are recorded); swaps_ lets undo_sort restore the input order.
+  // Returns whether any leaver goes further than a neighbouring slab.
   template <class Alloc, class Update>
-  bool find_leavers(std::vector<P, Alloc>& particles, Update& update) {
+  bool sort_out_leavers(std::vector<P, Alloc>& particles, Update& update) {
     const Decomposition<Dim>& d = *decomposition_;
     const int axis = d.axis();
+    const int me = d.rank();
     const Interval slab = d.local_bounds();
-    // [lower, upper) test for the fast path; a closed upper side becomes the next double up.
+    // [lower, upper) tests; a closed upper side becomes the next double up.
     const double lower = slab.lower;
-    const double upper =
-        slab.includes_upper ? std::nextafter(slab.upper, std::numeric_limits<double>::infinity())
-                            : slab.upper;
+    const double upper = open_upper(slab);
     const int below = d.lower_neighbour().value_or(-1);
     const int above = d.upper_neighbour().value_or(-1);
-    const int me = d.rank();
-    leavers_.clear();
-    first_invalid_ = -1;
-    invalid_count_ = 0;
-    bool far = false;
+    // The slabs just below and above along the axis (not across a periodic wrap): leavers
+    // into them, the common case, need no search. Empty ranges where there is no such slab.
+    const double below_lower = me > 0 ? d.bounds_of(me - 1).lower : lower;
+    const double above_upper = me < d.size() - 1 ? open_upper(d.bounds_of(me + 1)) : upper;
     // A local copy: the compiler can keep it in registers and hoist its scalar-or-array test
     // out of the loop (the member could, as far as it knows, be changed by the stores below).
     const Coordinates<P, Dim> position = position_;
-    const std::size_t n = particles.size();
-    for (std::size_t i = 0; i < n; ++i) {
-      update(particles[i]);
-      const double x = position.get(particles[i], axis);
-      if (x >= lower && x < upper) continue;  // stays: the common case
+    swaps_.clear();
+    back_leavers_.clear();
+    first_invalid_ = -1;
+    invalid_count_ = 0;
+    bool far = false;
+
+    // Updates particle k and returns its owner; `me` for the particles that stay, and for
+    // invalid ones (recorded: they stay where they are until the error is raised).
+    auto destination = [&](std::size_t k) -> int {
+      P& p = particles[k];
+      update(p);
+      const double x = position.get(p, axis);
+      if (x >= lower && x < upper) return me;  // stays: the common case
+      if (x >= below_lower && x < lower) return me - 1;
+      if (x >= upper && x < above_upper) return me + 1;
       const int owner = d.owner_or_negative(x);
       if (owner < 0) {
-        if (first_invalid_ < 0) first_invalid_ = static_cast<std::ptrdiff_t>(i);
+        const auto index = static_cast<std::ptrdiff_t>(k);
+        if (first_invalid_ < 0 || index < first_invalid_) first_invalid_ = index;
         ++invalid_count_;
+        return me;
+      }
+      far = far || (owner != me && owner != below && owner != above);
+      return owner;  // == me cannot happen with consistent cuts; the particle then stays
+    };
+
+    std::size_t i = 0, end = particles.size();
+    while (i < end) {
+      const int owner = destination(i);
+      if (owner == me) {
+        ++i;
         continue;
       }
-      if (owner == me) continue;  // cannot happen with consistent cuts; never drop it
-      far = far || (owner != below && owner != above);
-      leavers_.push_back({i, owner});
+      Chan::put(bucket(owner), particles[i]);
+      while (--end > i) {  // the last particle that stays takes this one's place
+        const int back_owner = destination(end);
+        if (back_owner == me) {
+          using std::swap;
+          swap(particles[i], particles[end]);
+          swaps_.push_back({i, end});
+          ++i;
+          break;
+        }
+        back_leavers_.push_back({end, back_owner});
+      }
     }
+    kept_ = i;
+    // Leavers met from the back were found in descending order: pack them ascending, after
+    // the ones met from the front (which all have smaller indices).
+    for (auto l = back_leavers_.rbegin(); l != back_leavers_.rend(); ++l)
+      Chan::put(bucket(l->owner), particles[l->index]);
     return far;
   }
 
-  // Fills each hole with the last remaining particle: O(leavers) moves instead of O(n), and the
-  // resulting order is still a deterministic function of the input.
+  // After an error: undoes sort_out_leavers' swaps (particles are back in their input order,
+  // as `update` left them) and empties the buckets.
   template <class Alloc>
-  void remove_leavers(std::vector<P, Alloc>& particles) {
-    const std::size_t n = particles.size();
-    const std::size_t gone = leavers_.size();
-    if (gone == 0) return;
-    std::size_t back = n;    // particles[back..n) are done with
-    std::size_t tail = gone; // leavers_[tail..gone) lie in [back, n)
-    for (std::size_t k = 0; k < gone; ++k) {
-      const std::size_t hole = leavers_[k].index;
-      while (back > 0 && tail > 0 && leavers_[tail - 1].index == back - 1) {
-        --tail;  // the last particle left too: skip it
-        --back;
-      }
-      if (back == 0 || back - 1 <= hole) break;  // every remaining hole is past the survivors
-      particles[hole] = std::move(particles[back - 1]);
-      --back;
-    }
-    particles.erase(particles.end() - static_cast<std::ptrdiff_t>(gone), particles.end());
+  void undo_sort(std::vector<P, Alloc>& particles) {
+    using std::swap;
+    for (auto s = swaps_.rbegin(); s != swaps_.rend(); ++s)
+      swap(particles[s->first], particles[s->second]);
+    swaps_.clear();
+    for (auto& b : buckets_) Chan::clear(b);
+  }
+
+  static double open_upper(const Interval& slab) noexcept {
+    return slab.includes_upper
+               ? std::nextafter(slab.upper, std::numeric_limits<double>::infinity())
+               : slab.upper;
   }
 
   void neighbour_peers() {
@@ -331,7 +370,9 @@ class Exchanger : private TransportRequirements<P, Transport> {
   ExchangerOptions options_;
   Chan channel_;
   std::vector<typename Chan::Bucket> buckets_;  // one per destination rank
-  std::vector<Leaver> leavers_;
+  std::vector<Leaver> back_leavers_;                       // found by the back cursor
+  std::vector<std::pair<std::size_t, std::size_t>> swaps_;  // (front, back) of each swap
+  std::size_t kept_ = 0;                                    // particles that stay
   std::vector<int> send_peers_;
   std::vector<int> receive_peers_;
   std::vector<int> sends_to_;
