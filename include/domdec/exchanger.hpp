@@ -241,9 +241,12 @@ class Exchanger : private TransportRequirements<P, Transport> {
       P& p = particles[k];
       update(p);
       const double x = position.get(p, axis);
-      if (x >= lower && x < upper) return me;  // stays: the common case
-      if (x >= below_lower && x < lower) return me - 1;
-      if (x >= upper && x < above_upper) return me + 1;
+      if (x >= lower) {
+        if (x < upper) return me;  // stays: the common case
+        if (x < above_upper) return me + 1;
+      } else if (x >= below_lower) {
+        return me - 1;
+      }
       const int owner = d.owner_or_negative(x);
       if (owner < 0) {
         const auto index = static_cast<std::ptrdiff_t>(k);
