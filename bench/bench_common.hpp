@@ -178,6 +178,10 @@ double timed(Op&& op) {
   return max_over_ranks(MPI_Wtime() - start);
 }
 
+inline double best(const std::vector<double>& values) {
+  return values.empty() ? 0.0 : *std::min_element(values.begin(), values.end());
+}
+
 inline double median(std::vector<double> values) {
   if (values.empty()) return 0.0;
   std::sort(values.begin(), values.end());

@@ -221,6 +221,7 @@ int main(int argc, char* argv[]) {
           .add("reps", reps)
           .add("median_seconds_one_way", med)
           .add("mb_per_second", bytes / med / 1e6)
+          .add("best_mb_per_second", bytes / bench::best(seconds[i]) / 1e6)
           .add("ratio_to_raw", raw > 0 ? raw / med : 0.0)  // >1: faster than raw
           .print();
     }
