@@ -206,7 +206,7 @@ class Exchanger : private TransportRequirements<P, Transport> {
   // their index in `particles` (the sender's order). The final order of the stayers is that
   // of filling each hole with the last stayer. One read and at most one write per particle,
   // as in hand-written code, instead of a search pass, a packing pass and a hole-filling pass.
-  // Invalid particles stay (and are recorded); swaps_ lets undo_sort restore the input order.
+  // Invalid particles stay (and are recorded); swapped_ lets undo_sort restore the input order.
   // Returns whether any leaver goes further than a neighbouring slab.
   template <class Alloc, class Update>
   bool sort_out_leavers(std::vector<P, Alloc>& particles, Update& update) {
@@ -226,7 +226,8 @@ class Exchanger : private TransportRequirements<P, Transport> {
     // A local copy: the compiler can keep it in registers and hoist its scalar-or-array test
     // out of the loop (the member could, as far as it knows, be changed by the stores below).
     const Coordinates<P, Dim> position = position_;
-    swaps_.clear();
+    swapped_.assign(particles.size() / 64 + 1, 0);  // keeps its capacity: no allocation
+    std::uint64_t* const swapped = swapped_.data();
     first_invalid_ = -1;
     invalid_count_ = 0;
     bool far = false;
@@ -267,7 +268,8 @@ class Exchanger : private TransportRequirements<P, Transport> {
         if (back_owner == me) {
           using std::swap;
           swap(particles[i], particles[end]);
-          swaps_.push_back({i, end});
+          swapped[i / 64] |= std::uint64_t{1} << (i % 64);
+          swapped[end / 64] |= std::uint64_t{1} << (end % 64);
           ++i;
           break;
         }
@@ -289,13 +291,18 @@ class Exchanger : private TransportRequirements<P, Transport> {
   }
 
   // After an error: undoes sort_out_leavers' swaps (particles are back in their input order,
-  // as `update` left them) and empties the buckets.
+  // as `update` left them) and empties the buckets. The k-th marked index below kept_ was
+  // swapped with the k-th marked index from the top: the cursors met them in that order.
   template <class Alloc>
   void undo_sort(std::vector<P, Alloc>& particles) {
     using std::swap;
-    for (auto s = swaps_.rbegin(); s != swaps_.rend(); ++s)
-      swap(particles[s->first], particles[s->second]);
-    swaps_.clear();
+    auto marked = [this](std::size_t k) { return (swapped_[k / 64] >> (k % 64)) & 1u; };
+    std::size_t back = particles.size();
+    for (std::size_t front = 0; front < kept_; ++front) {
+      if (!marked(front)) continue;
+      do --back; while (!marked(back));
+      swap(particles[front], particles[back]);
+    }
     for (auto& b : buckets_) Chan::clear(b);
   }
 
@@ -376,7 +383,7 @@ class Exchanger : private TransportRequirements<P, Transport> {
   Chan channel_;
   std::vector<typename Chan::Bucket> buckets_;  // one per destination rank
   std::vector<std::vector<std::size_t>> back_leavers_;     // per owner, by the back cursor
-  std::vector<std::pair<std::size_t, std::size_t>> swaps_;  // (front, back) of each swap
+  std::vector<std::uint64_t> swapped_;  // bit per particle: swapped by sort_out_leavers
   std::size_t kept_ = 0;                                    // particles that stay
   std::vector<int> send_peers_;
   std::vector<int> receive_peers_;
