@@ -1,7 +1,8 @@
 // bench/bench_migrate.cpp — the cost of one migration as a function of the fraction of each
 // rank's particles that cross into a neighbouring slab (0.1 % ... 50 %) and of the particle
 // size (24 and 200 bytes), for the hand-written MPI baseline and domdec typed (particles in a
-// domdec::ParticleVector; typed-std: in a std::vector) and serialized, interleaved in one run.
+// domdec::ParticleVector; typed-any-order: the same with ExchangerOptions::keep_sender_order
+// off; typed-std: in a std::vector) and serialized, interleaved in one run.
 // Before each timed migration the same particles (chosen by id) are moved into the neighbouring
 // slab in every variant; the variants must end up holding the same particles bit for bit, or the
 // benchmark fails.
@@ -82,11 +83,11 @@ class Hand : public Variant<P> {
 template <class P, class Transport, class Vector>
 class Domdec : public Variant<P> {
  public:
-  Domdec(std::string name, std::int64_t n)
+  Domdec(std::string name, std::int64_t n, domdec::ExchangerOptions options = {})
       : Variant<P>(std::move(name)),
         box_({0.0}, {1.0}, domdec::Boundary::reflecting),
         slabs_(boost::mpi::communicator(), box_),
-        exchanger_(slabs_, &P::x),
+        exchanger_(slabs_, &P::x, options),
         mine_(bench::initial_particles<P, Vector>(n, slabs_.rank(), slabs_.size(), 1.0)) {}
   std::size_t displace(double fraction, std::uint64_t round) override {
     return ::displace(mine_, fraction, round);
@@ -109,6 +110,12 @@ std::unique_ptr<Variant<P>> make_variant(const std::string& name, std::int64_t n
     return std::make_unique<Domdec<P, domdec::Typed, domdec::ParticleVector<P>>>(name, n);
   if (name == "typed-std")
     return std::make_unique<Domdec<P, domdec::Typed, std::vector<P>>>(name, n);
+  if (name == "typed-any-order") {
+    domdec::ExchangerOptions any_order;
+    any_order.keep_sender_order = false;
+    return std::make_unique<Domdec<P, domdec::Typed, domdec::ParticleVector<P>>>(name, n,
+                                                                                 any_order);
+  }
   if (name == "serialized")
     return std::make_unique<Domdec<P, domdec::Serialized, domdec::ParticleVector<P>>>(name, n);
   bench::fail("unknown variant " + name);
@@ -118,18 +125,20 @@ template <class P>
 void sweep(const bench::Options& options, const char* particle) {
   const int ranks = bench::size_of();
   const int reps = static_cast<int>(options.number("reps", 7));
-  const auto names = options.words("variants", "hand,typed,typed-std,serialized");
+  const auto names = options.words("variants", "hand,typed,typed-any-order,typed-std,serialized");
   for (double size : options.numbers("sizes", "1e6")) {
     const auto n = static_cast<std::int64_t>(size);
     for (double fraction : options.numbers("fractions", "0.001,0.01,0.1,0.5")) {
       std::vector<std::unique_ptr<Variant<P>>> variants;
       for (const auto& name : names) variants.push_back(make_variant<P>(name, n));
       std::uint64_t round = 1;
-      for (auto& v : variants) {  // warm-up: buffers grow to their steady size
-        v->displace(fraction, round);
-        v->migrate();
+      constexpr int warm_up = 3;  // rounds: buffers grow to their steady size
+      for (; round <= warm_up; ++round) {
+        for (auto& v : variants) {
+          v->displace(fraction, round);
+          v->migrate();
+        }
       }
-      ++round;
       std::vector<std::vector<double>> seconds(variants.size());
       std::vector<double> allocations(variants.size(), 0.0), by_mpi(variants.size(), 0.0);
       std::vector<std::uint64_t> moved(variants.size(), 0);
