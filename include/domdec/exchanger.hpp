@@ -236,7 +236,11 @@ class Exchanger : private TransportRequirements<P, Transport> {
     // A local copy: the compiler can keep it in registers and hoist its scalar-or-array test
     // out of the loop (the member could, as far as it knows, be changed by the stores below).
     const Coordinates<P, Dim> position = position_;
-    swapped_.assign(particles.size() / 64 + 1, 0);  // keeps its capacity: no allocation
+    // One bit per particle. It grows geometrically, as the vector does: a count that creeps up
+    // must not reallocate it at every new maximum.
+    const std::size_t words = particles.size() / 64 + 1;
+    if (words > swapped_.capacity()) swapped_.reserve(std::max(words, 2 * swapped_.capacity()));
+    swapped_.assign(words, 0);
     std::uint64_t* const swapped = swapped_.data();
     first_invalid_ = -1;
     invalid_count_ = 0;
