@@ -32,10 +32,10 @@ mkdir -p "$OUT"
 
 if [ $QUICK = 1 ]; then
   STEP_SIZES=1e4,1e5; MIGRATE_SIZES=1e5; FAT_SIZES=2e4; PING_SIZES=1e3,1e4,1e5; REPS=3
-  MEMORY_SIZE=1e5; PER_RANK=2000; PINGPONG_ROUNDS=1
+  MEMORY_SIZE=1e5; PER_RANK=2000; PINGPONG_ROUNDS=1; LONG_STEPS=100
 else
   STEP_SIZES=1e5,1e6,1e7; MIGRATE_SIZES=1e6,1e7; FAT_SIZES=1e6; PING_SIZES=1e3,1e4,1e5,1e6,1e7
-  REPS=5; MEMORY_SIZE=1e7; PER_RANK=20000; PINGPONG_ROUNDS=3
+  REPS=5; MEMORY_SIZE=1e7; PER_RANK=20000; PINGPONG_ROUNDS=3; LONG_STEPS=1000
 fi
 
 # The machine, for the record (and the warning in the report when it was busy).
@@ -69,6 +69,10 @@ for round in $(seq 1 $PINGPONG_ROUNDS); do
   run 2 "pingpong-py-$round.jsonl" "$PYTHON" "$ROOT/bench/pingpong_mpi4py.py" \
     --sizes "$PING_SIZES" --reps 3
 done
+# Allocations in steady state: a warm-up as long as each repetition (LONG_STEPS steps), so the
+# buffers have reached the sizes the motion needs; the figure is per step over 3 repetitions.
+run 2 allocations.jsonl "$BIN/bench_step" --sizes 1e5 --steps $LONG_STEPS --reps 3 \
+  --variants hand,typed,serialized,typed-loop
 for variant in hand typed typed-loop allgather; do  # one process per variant: its own peak
   run 2 memory.jsonl "$BIN/bench_step" --memory --variants $variant --sizes $MEMORY_SIZE
 done
