@@ -246,10 +246,16 @@ class Exchanger : private TransportRequirements<P, Transport> {
     invalid_count_ = 0;
     bool far = false;
 
+    // The particles through a local pointer, and the lambda's inputs by value: the stores of
+    // the packing (bytes, for the serialized transport) could otherwise alias the vector's
+    // own pointers and the bounds, which the compiler would then reload for every particle.
+    P* const data = particles.data();
+
     // Updates particle k and returns its owner; `me` for the particles that stay, and for
     // invalid ones (recorded: they stay where they are until the error is raised).
-    auto destination = [&](std::size_t k) -> int {
-      P& p = particles[k];
+    auto destination = [&update, &far, &d, this, data, position, axis, me, lower, upper,
+                        below_lower, above_upper, below, above](std::size_t k) -> int {
+      P& p = data[k];
       update(p);
       const double x = position.get(p, axis);
       if (x >= lower) {
@@ -277,12 +283,12 @@ class Exchanger : private TransportRequirements<P, Transport> {
         ++i;
         continue;
       }
-      Chan::put(bucket(owner), particles[i]);
+      Chan::put(bucket(owner), data[i]);
       while (--end > i) {  // the last particle that stays takes this one's place
         const int back_owner = destination(end);
         if (back_owner == me) {
           using std::swap;
-          swap(particles[i], particles[end]);
+          swap(data[i], data[end]);
           swapped[i / 64] |= std::uint64_t{1} << (i % 64);
           swapped[end / 64] |= std::uint64_t{1} << (end % 64);
           ++i;
@@ -291,7 +297,7 @@ class Exchanger : private TransportRequirements<P, Transport> {
         if (in_order) {
           back_leavers_[static_cast<std::size_t>(back_owner)].push_back(end);
         } else {
-          Chan::put(bucket(back_owner), particles[end]);
+          Chan::put(bucket(back_owner), data[end]);
         }
       }
     }
