@@ -96,19 +96,38 @@ P make_particle(std::int64_t id, std::int64_t n, double max_speed) {
   return p;
 }
 
+/// The ids that may start in slab `rank` of `ranks`: [first, last).
+inline std::pair<std::int64_t, std::int64_t> initial_ids(std::int64_t n, int rank, int ranks) {
+  const double lo = cut(rank, ranks), hi = cut(rank + 1, ranks);
+  return {std::max<std::int64_t>(0, static_cast<std::int64_t>(lo * n) - 2),
+          std::min<std::int64_t>(n, static_cast<std::int64_t>(hi * n) + 2)};
+}
+
+/// Room for a rank's particles: its share and 10 % headroom for the fluctuations.
+inline std::size_t initial_capacity(std::int64_t n, int rank, int ranks) {
+  const auto [first, last] = initial_ids(n, rank, ranks);
+  return static_cast<std::size_t>(static_cast<double>(last - first) * 1.1) + 16;
+}
+
+/// Calls `sink(p)` for each particle of `n` that starts in slab `rank` of `ranks`, in id order.
+template <class P, class Sink>
+void for_each_initial_particle(std::int64_t n, int rank, int ranks, double max_speed, Sink&& sink) {
+  const double lo = cut(rank, ranks), hi = cut(rank + 1, ranks);
+  const auto [first, last] = initial_ids(n, rank, ranks);
+  for (std::int64_t id = first; id < last; ++id) {
+    const P p = make_particle<P>(id, n, max_speed);
+    const bool inside = p.x >= lo && (p.x < hi || (rank == ranks - 1 && p.x <= hi));
+    if (inside) sink(p);
+  }
+}
+
 /// The particles of `n` that start in slab `rank` of `ranks`, in id order.
 template <class P, class Vector = std::vector<P>>
 Vector initial_particles(std::int64_t n, int rank, int ranks, double max_speed) {
   Vector mine;
-  const double lo = cut(rank, ranks), hi = cut(rank + 1, ranks);
-  const auto first = std::max<std::int64_t>(0, static_cast<std::int64_t>(lo * n) - 2);
-  const auto last = std::min<std::int64_t>(n, static_cast<std::int64_t>(hi * n) + 2);
-  mine.reserve(static_cast<std::size_t>(static_cast<double>(last - first) * 1.1) + 16);
-  for (std::int64_t id = first; id < last; ++id) {
-    const P p = make_particle<P>(id, n, max_speed);
-    const bool inside = p.x >= lo && (p.x < hi || (rank == ranks - 1 && p.x <= hi));
-    if (inside) mine.push_back(p);
-  }
+  mine.reserve(initial_capacity(n, rank, ranks));
+  for_each_initial_particle<P>(n, rank, ranks, max_speed,
+                               [&mine](const P& p) { mine.push_back(p); });
   return mine;
 }
 

@@ -58,9 +58,10 @@ template <class P>
 class Hand : public Variant<P> {
  public:
   explicit Hand(std::int64_t n) : Variant<P>("hand") {
-    const auto init = bench::initial_particles<P>(n, bench::rank_of(), bench::size_of(), 1.0);
-    box_ = std::make_unique<bench::HandWritten<P>>(MPI_COMM_WORLD, init.data(), init.size(),
-                                                   init.size() + init.size() / 4 + 64);
+    const int rank = bench::rank_of(), ranks = bench::size_of();
+    box_ = std::make_unique<bench::HandWritten<P>>(MPI_COMM_WORLD,
+                                                   bench::initial_capacity(n, rank, ranks));
+    bench::for_each_initial_particle<P>(n, rank, ranks, 1.0, [this](const P& p) { box_->add(p); });
   }
   std::size_t displace(double fraction, std::uint64_t round) override {
     auto& a = box_->particles();

@@ -58,10 +58,11 @@ class Variant {
 class Hand : public Variant {
  public:
   Hand(std::int64_t n, double dt) : Variant("hand"), dt_(dt) {
-    const auto init =
-        bench::initial_particles<Particle>(n, bench::rank_of(), bench::size_of(), 1.0);
-    box_ = std::make_unique<bench::HandWritten<Particle>>(MPI_COMM_WORLD, init.data(), init.size(),
-                                                          init.size() + init.size() / 4 + 64);
+    const int rank = bench::rank_of(), ranks = bench::size_of();
+    box_ = std::make_unique<bench::HandWritten<Particle>>(MPI_COMM_WORLD,
+                                                          bench::initial_capacity(n, rank, ranks));
+    bench::for_each_initial_particle<Particle>(n, rank, ranks, 1.0,
+                                               [this](const Particle& p) { box_->add(p); });
   }
   void run(int steps) override {
     for (int s = 0; s < steps; ++s) box_->step(dt_);

@@ -87,8 +87,8 @@ class HugeArray {
 template <class P>
 class HandWritten {
  public:
-  HandWritten(MPI_Comm comm, const P* first, std::size_t n, std::size_t capacity)
-      : comm_(comm), type_(particle_datatype<P>()) {
+  /// No particles yet, room for `capacity` (add them with add()).
+  HandWritten(MPI_Comm comm, std::size_t capacity) : comm_(comm), type_(particle_datatype<P>()) {
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
     lower_ = rank_ > 0 ? rank_ - 1 : MPI_PROC_NULL;
@@ -98,9 +98,7 @@ class HandWritten {
     hi_ = rank_ == size_ - 1 ? std::nextafter(1.0, 2.0) : cut(rank_ + 1, size_);
     below_lower_ = rank_ > 0 ? cut(rank_ - 1, size_) : 0.0;
     above_upper_ = rank_ < size_ - 2 ? cut(rank_ + 2, size_) : 2.0;
-    particles_.reserve(capacity > n ? capacity : n);
-    if (n != 0) std::memcpy(particles_.data(), first, n * sizeof(P));
-    particles_.set_size(n);
+    particles_.reserve(capacity);
   }
   HandWritten(const HandWritten&) = delete;
   HandWritten& operator=(const HandWritten&) = delete;
@@ -108,6 +106,11 @@ class HandWritten {
 
   const HugeArray<P>& particles() const noexcept { return particles_; }
   HugeArray<P>& particles() noexcept { return particles_; }
+  void add(const P& p) {
+    particles_.reserve(particles_.size() + 1);
+    particles_[particles_.size()] = p;
+    particles_.set_size(particles_.size() + 1);
+  }
   std::uint64_t sent() const noexcept { return sent_; }
   std::uint64_t received() const noexcept { return received_; }
 
