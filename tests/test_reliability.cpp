@@ -887,3 +887,53 @@ TEST_CASE("a rank whose step failed hands its exception to migrate and every ran
                                    "std::exception"));
   REQUIRE(on_every_rank(true));
 }
+
+TEMPLATE_TEST_CASE("an update that throws inside migrate's pass stops every rank, nothing moved",
+                   "[migrate][errors][reliability]", Typed, Serialized) {
+  const int p = world().size(), me = world().rank();
+  const Domain<1> box({0.0}, {1.0}, Boundary::periodic);
+  const Decomposition<1> slabs(world(), box);
+  Exchanger<Particle, 1, TestType> exchanger(slabs, &Particle::x);
+  std::vector<Particle> mine;
+  for (std::int64_t id = 0; id < 200; ++id) {
+    const double x = (static_cast<double>(id) + 0.5) / 200.0;
+    // Even ids stay, odd ids move one slab up: stayers and leavers alternate, so the pass
+    // swaps from its first leaver on.
+    if (slabs.owner_of(x) == me) mine.push_back({id, x, id % 2 == 0 ? 0.0 : 1.0 / p});
+  }
+  REQUIRE(on_every_rank(mine.size() >= 4));
+  // The last rank's update throws at its middle particle: the cursors meet there, so it is
+  // among the last particles the pass updates, after many swaps and packings.
+  const std::int64_t fatal_id = me == p - 1 ? mine[mine.size() / 2].id : -1;
+  const auto update = [&](Particle& q) {
+    if (q.id == fatal_id) throw std::runtime_error("diverged");
+    q.x = box.wrap(q.x + q.v, 0);
+  };
+  std::vector<std::int64_t> ids_before;
+  for (const Particle& q : mine) ids_before.push_back(q.id);
+  MigrateContext<Particle> context;
+  context.step = 3;
+  std::string text;
+  try {
+    exchanger.migrate(mine, update, context);
+  } catch (const domdec::ParticleError&) {
+    text = "ParticleError";
+  } catch (const domdec::Error& e) {
+    text = e.what();
+  }
+  CHECK(same_on_every_rank(text));
+  CHECK(text == "domdec: step 3, migrate call 1: rank " + std::to_string(p - 1) + " of " +
+                    std::to_string(p) + " failed in the update of migrate: diverged" +
+                    " (every rank stops here; nothing was moved)");
+  // Every particle is still here, in its input order (updated or not), and the buckets are
+  // empty: the next migrate moves exactly the particles it should.
+  std::vector<std::int64_t> ids_after;
+  for (const Particle& q : mine) ids_after.push_back(q.id);
+  CHECK(ids_after == ids_before);
+  for (Particle& q : mine) q.x = box.wrap(q.x, 0);
+  CHECK_NOTHROW(exchanger.migrate(mine));
+  CHECK(sum_over_ranks(static_cast<std::int64_t>(mine.size())) == 200);
+  const auto slab = slabs.local_bounds();
+  CHECK(std::all_of(mine.begin(), mine.end(), [&](const Particle& q) { return slab.contains(q.x); }));
+  REQUIRE(on_every_rank(true));
+}

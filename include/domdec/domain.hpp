@@ -154,15 +154,16 @@ class Domain {
   /// however many box lengths (see docs/reliability.md). Particles with a non-finite
   /// coordinate (NaN, +-Inf) are left untouched, on every kind of axis, for
   /// `Exchanger::migrate` to report as an error.
-  template <class P>
-  BoundaryCounts apply_boundaries(std::vector<P>& particles,
+  template <class P, class Alloc>
+  BoundaryCounts apply_boundaries(std::vector<P, Alloc>& particles,
                                   const CoordinatesOf<P, Dim>& position) const {
     return apply<P>(particles, position, nullptr);
   }
 
   /// As above, and flips the matching component of the velocity on every reflection.
-  template <class P>
-  BoundaryCounts apply_boundaries(std::vector<P>& particles, const CoordinatesOf<P, Dim>& position,
+  template <class P, class Alloc>
+  BoundaryCounts apply_boundaries(std::vector<P, Alloc>& particles,
+                                  const CoordinatesOf<P, Dim>& position,
                                   const CoordinatesOf<P, Dim>& velocity) const {
     return apply<P>(particles, position, &velocity);
   }
@@ -176,8 +177,8 @@ class Domain {
     return rules;
   }
 
-  template <class P>
-  BoundaryCounts apply(std::vector<P>& particles, const Coordinates<P, Dim>& position,
+  template <class P, class Alloc>
+  BoundaryCounts apply(std::vector<P, Alloc>& particles, const Coordinates<P, Dim>& position,
                        const Coordinates<P, Dim>* velocity) const {
     BoundaryCounts counts;
     std::size_t kept = 0;

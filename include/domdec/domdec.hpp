@@ -12,6 +12,7 @@
 #include <boost/mpi/environment.hpp>
 
 #include "domdec/allgather_exchanger.hpp"
+#include "domdec/allocator.hpp"
 #include "domdec/conservation.hpp"
 #include "domdec/coordinates.hpp"
 #include "domdec/decomposition.hpp"

@@ -37,6 +37,12 @@ struct ExchangerOptions {
   /// KiB to exercise chunking cheaply. A typed message holds whole particles: at least one,
   /// however small the limit.
   std::size_t max_message_bytes = std::size_t{1} << 30;
+  /// Whether the particles that arrive from one rank keep the relative order they had there.
+  /// Either way arrivals are grouped by source rank in ascending order, and the same input
+  /// gives the same order. Keeping it costs a second read of the leavers that the scan finds
+  /// from the back of the vector: about a fifth of a migration's time when half the
+  /// particles leave, nothing measurable below a tenth (docs/performance.md).
+  bool keep_sender_order = true;
 };
 
 /// What the caller of `migrate` knows about the step in progress, so that an error names it
@@ -71,25 +77,38 @@ struct has_integral_id<P, std::void_t<decltype(std::declval<const P&>().id)>>
 
 // Library tags on the library's own communicator (user tags can never collide with them).
 inline constexpr int migrate_tag = 1;
+
+// The update of a plain migrate(particles): nothing.
+struct NoUpdate {
+  template <class P>
+  void operator()(P&) const noexcept {}
+};
+template <class T, class P>
+inline constexpr bool is_migrate_context_v =
+    std::is_same_v<std::remove_cv_t<std::remove_reference_t<T>>, MigrateContext<P>>;
 }  // namespace detail
 
 /// Moves particles of type P between the ranks of a Decomposition<Dim>.
 ///
 /// The protocol of one `migrate` (see docs/design.md):
-/// 1. every rank scans its particles for the ones outside its slab (no communication);
+/// 1. every rank sorts its particles into stayers and leavers in one pass, packing each
+///    leaver into its owner's bucket (no communication);
 /// 2. one allreduce of three integers tells every rank whether any particle anywhere went
 ///    further than a neighbouring slab, whether any rank found an invalid particle (then
 ///    every rank throws ParticleError with the culprit's message; nothing was moved), and
-///    whether any rank reported a failure of its own (MigrateContext::failure: then every
-///    rank throws Error with that rank's message);
+///    whether any rank reported a failure of its own (MigrateContext::failure, or an
+///    exception from `update`: then every rank throws Error with that rank's message);
 /// 3. local motion: each rank sends one stream to each neighbouring rank (possibly an empty
 ///    message) and receives one from each; far motion: an alltoall of flags finds who sends to
 ///    whom, then streams go straight to their owners. Either way every particle is delivered
 ///    in this call, however far it went;
-/// 4. arrivals are appended in ascending order of source rank, each in its sender's order.
+/// 4. arrivals are appended in ascending order of source rank, each in its sender's order
+///    (unless ExchangerOptions::keep_sender_order is false: then in a deterministic order).
 ///
 /// Steady state allocates nothing: buckets and request lists keep their capacity, arrivals are
-/// received straight into the particle vector (which grows only past its capacity).
+/// received straight into the particle vector (which grows only past its capacity). Any
+/// std::vector<P, Alloc> works; `domdec::ParticleVector<P>` (allocator.hpp) is the fastest:
+/// huge pages, and arrivals are not zeroed before they are received.
 template <class P, int Dim = 1, class Transport = default_transport_t<P>>
 class Exchanger : private TransportRequirements<P, Transport> {
  public:
@@ -117,18 +136,20 @@ class Exchanger : private TransportRequirements<P, Transport> {
           detail::max_int_count, " (MPI counts are int); got ", options.max_message_bytes);
     }
     const std::string name = type_name<P>();
-    const std::array<detail::AgreedField, 6> fields{{
+    const std::array<detail::AgreedField, 7> fields{{
         {"particle size in bytes", sizeof(P)},
         {"particle type", detail::digest(name.data(), name.size()), true},
         {"transport (0 typed, 1 serialized)", std::is_same_v<Transport, Typed> ? 0u : 1u},
         {"MPI datatype extent", channel_.extent()},
         {"max_message_bytes", static_cast<std::uint64_t>(options.max_message_bytes)},
+        {"keep_sender_order", options.keep_sender_order ? 1u : 0u},
         {"dimension", static_cast<std::uint64_t>(Dim)},
     }};
     const std::string problem =
         detail::agreement_problem(comm(), fields, "Exchanger", local_problem);
     if (!problem.empty()) throw SetupError(problem);
     sends_to_.resize(buckets_.size());
+    back_leavers_.resize(buckets_.size());
     receives_from_.resize(buckets_.size());
   }
 
@@ -138,36 +159,78 @@ class Exchanger : private TransportRequirements<P, Transport> {
   /// axis (apply Domain::apply_boundaries first). Otherwise — a NaN, an infinity, a position
   /// outside — every rank throws ParticleError naming the migrate call, the rank, the
   /// particle (index and id), its position, the box and this rank's slab, and `particles` is
-  /// left unchanged on every rank. `context` adds the step number and the caller's own
-  /// explanation to that message, and carries a failure of this rank to every rank (see
-  /// MigrateContext). Returns this call's statistics (also added to totals()).
-  MigrationStats migrate(std::vector<P>& particles) { return migrate(particles, no_context_); }
+  /// left unchanged on every rank. Returns this call's statistics (also added to totals()).
+  template <class Alloc>
+  MigrationStats migrate(std::vector<P, Alloc>& particles) {
+    return migrate(particles, detail::NoUpdate{}, no_context_);
+  }
 
-  /// As above, with what the caller knows about the step (see MigrateContext).
-  MigrationStats migrate(std::vector<P>& particles, const MigrateContext<P>& context) {
+  /// As above, with what the caller knows about the step: `context` adds the step number and
+  /// the caller's own explanation to the message of an invalid particle, and carries a
+  /// failure of this rank to every rank (see MigrateContext).
+  template <class Alloc>
+  MigrationStats migrate(std::vector<P, Alloc>& particles, const MigrateContext<P>& context) {
+    return migrate(particles, detail::NoUpdate{}, context);
+  }
+
+  /// A whole step in one pass over memory: calls `update(p)` once for every particle, in an
+  /// unspecified order (the physics of the step and the walls, e.g. with Domain::reflect or
+  /// Domain::wrap), then migrates as migrate(particles) does. The user's own loop,
+  /// Domain::apply_boundaries and migrate(particles) read and write every particle three
+  /// times; this reads and writes each once, which is about twice as fast when the particles
+  /// do not fit in cache (docs/performance.md). Collective, with the precondition, statistics
+  /// and errors of migrate(particles), except that on error `update` has already been applied
+  /// to every particle (none has moved to another rank). `update` must not add or remove
+  /// particles. If `update` throws on one rank, the pass stops there, the particles are put
+  /// back in their input order (some updated, some not) and every rank throws domdec::Error
+  /// with that exception's message: nobody is left waiting.
+  template <class Alloc, class Update,
+            class = std::enable_if_t<!detail::is_migrate_context_v<Update, P>>>
+  MigrationStats migrate(std::vector<P, Alloc>& particles, Update&& update) {
+    return migrate(particles, std::forward<Update>(update), no_context_);
+  }
+
+  /// The general form: a pass with `update`, and the caller's `context`.
+  template <class Alloc, class Update>
+  MigrationStats migrate(std::vector<P, Alloc>& particles, Update&& update,
+                         const MigrateContext<P>& context) {
     ++calls_;
     MigrationStats stats;
     stats.calls = 1;
     const MPI_Comm c = comm();
     const Decomposition<Dim>& d = *decomposition_;
 
-    // 1. Who leaves, and to whom (read-only, so an error leaves `particles` untouched).
-    const bool far = find_leavers(particles);
+    // 1. One pass: update each particle, sort the stayers to the front and the leavers to
+    // the back of `particles` (by swaps, logged), pack each leaver into its owner's bucket.
+    // A rank that already failed (context.failure) skips it; one whose `update` throws stops.
+    std::exception_ptr failure = context.failure;
+    bool far = false;
+    sorted_ = false;
+    first_invalid_ = -1;
+    invalid_count_ = 0;
+    if (!failure) {
+      try {
+        far = sort_out_leavers(particles, update);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+    }
 
     // 2. One allreduce: anyone far? anyone invalid? anyone failed? The last two are encoded
     // as size - rank so the lowest such rank wins.
     const int code = d.size() - d.rank();
-    std::array<int, 3> flags{far ? 1 : 0, first_invalid_ >= 0 ? code : 0,
-                             context.failure ? code : 0};
+    std::array<int, 3> flags{far ? 1 : 0, first_invalid_ >= 0 ? code : 0, failure ? code : 0};
     detail::mpi_check(MPI_Allreduce(MPI_IN_PLACE, flags.data(), 3, MPI_INT, MPI_MAX, c),
                       "MPI_Allreduce");
     ++stats.collectives;
-    if (flags[2] > 0) raise_failure(d.size() - flags[2], context);
-    if (flags[1] > 0) raise_particle_error(d.size() - flags[1], particles, context);
+    if (flags[1] > 0 || flags[2] > 0) {
+      undo_sort(particles);  // every particle back in its place: nothing was moved
+      if (flags[2] > 0) raise_failure(d.size() - flags[2], failure, !context.failure, context);
+      raise_particle_error(d.size() - flags[1], particles, context);
+    }
 
-    // 3. Pack leavers into their owner's bucket and close the holes they left.
-    for (const Leaver& l : leavers_) Chan::put(bucket(l.owner), particles[l.index]);
-    remove_leavers(particles);
+    // 3. The leavers are packed: drop them from the back.
+    particles.erase(particles.begin() + static_cast<std::ptrdiff_t>(kept_), particles.end());
 
     // 4. Who talks to whom.
     if (flags[0] == 0) {
@@ -217,84 +280,170 @@ class Exchanger : private TransportRequirements<P, Transport> {
 
  private:
   using Chan = detail::Channel<P, Transport>;
-  struct Leaver {
-    std::size_t index;
-    int owner;
-  };
 
   MPI_Comm comm() const { return MPI_Comm(decomposition_->communicator()); }
   typename Chan::Bucket& bucket(int rank) { return buckets_[static_cast<std::size_t>(rank)]; }
 
-  // Fills leavers_ (ascending index), records the first invalid particle; returns whether any
-  // leaver goes further than a neighbour.
-  bool find_leavers(const std::vector<P>& particles) {
+  // The pass of step 1. Two cursors: `i` walks up from the front over the particles that
+  // stay; each leaver it meets is packed and swapped with the last particle that stays, found
+  // by `end` walking down from the back (leavers met there are packed afterwards, in
+  // ascending order). Every particle is updated and classified exactly once; afterwards
+  // [0, kept_) stay, [kept_, n) leave, and each bucket holds its leavers in ascending order of
+  // their index in `particles` (the sender's order; without keep_sender_order, those found
+  // from the back are packed at once, in descending order). The final order of the stayers
+  // is that of filling each hole with the last stayer. One read and at most one write per
+  // particle, as in hand-written code, instead of a search, a packing and a hole-filling pass.
+  // Invalid particles stay (and are recorded); swapped_ lets undo_sort restore the input order.
+  // Returns whether any leaver goes further than a neighbouring slab.
+  template <class Alloc, class Update>
+  bool sort_out_leavers(std::vector<P, Alloc>& particles, Update& update) {
     const Decomposition<Dim>& d = *decomposition_;
     const int axis = d.axis();
+    const int me = d.rank();
     const Interval slab = d.local_bounds();
-    // [lower, upper) test for the fast path; a closed upper side becomes the next double up.
+    // [lower, upper) tests; a closed upper side becomes the next double up.
     const double lower = slab.lower;
-    const double upper =
-        slab.includes_upper ? std::nextafter(slab.upper, std::numeric_limits<double>::infinity())
-                            : slab.upper;
+    const double upper = open_upper(slab);
     const int below = d.lower_neighbour().value_or(-1);
     const int above = d.upper_neighbour().value_or(-1);
-    const int me = d.rank();
-    leavers_.clear();
-    first_invalid_ = -1;
-    invalid_count_ = 0;
+    // The slabs just below and above along the axis (not across a periodic wrap): leavers
+    // into them, the common case, need no search. Empty ranges where there is no such slab.
+    const double below_lower = me > 0 ? d.bounds_of(me - 1).lower : lower;
+    const double above_upper = me < d.size() - 1 ? open_upper(d.bounds_of(me + 1)) : upper;
+    // A local copy: the compiler can keep it in registers and hoist its scalar-or-array test
+    // out of the loop (the member could, as far as it knows, be changed by the stores below).
+    const Coordinates<P, Dim> position = position_;
+    // One bit per particle. It grows geometrically, as the vector does: a count that creeps up
+    // must not reallocate it at every new maximum.
+    const std::size_t words = particles.size() / 64 + 1;
+    if (words > swapped_.capacity()) swapped_.reserve(2 * std::max(words, swapped_.capacity()));
+    swapped_.assign(words, 0);
+    std::uint64_t* const swapped = swapped_.data();
+    sorted_ = true;  // from here on undo_sort knows how to put every particle back
     bool far = false;
-    const std::size_t n = particles.size();
-    for (std::size_t i = 0; i < n; ++i) {
-      const double x = position_.get(particles[i], axis);
-      const bool across = inside_across(particles[i], axis);
-      if (x >= lower && x < upper && across) continue;  // stays: the common case
+
+    // The particles through a local pointer, and the lambda's inputs by value: the stores of
+    // the packing (bytes, for the serialized transport) could otherwise alias the vector's
+    // own pointers and the bounds, which the compiler would then reload for every particle.
+    P* const data = particles.data();
+
+    // Updates particle k and returns its owner; `me` for the particles that stay, and for
+    // invalid ones (recorded: they stay where they are until the error is raised).
+    auto destination = [&update, &far, &d, this, data, position, axis, me, lower, upper,
+                        below_lower, above_upper, below, above](std::size_t k) -> int {
+      P& p = data[k];
+      update(p);
+      const double x = position.get(p, axis);
+      const bool across = inside_across(p, position, axis);  // free in 1-D
+      if (x >= lower && across) {
+        if (x < upper) return me;  // stays: the common case
+        if (x < above_upper) return me + 1;
+      } else if (x >= below_lower && across) {
+        return me - 1;
+      }
       const int owner = across ? d.owner_or_negative(x) : -1;
       if (owner < 0) {
-        if (first_invalid_ < 0) first_invalid_ = static_cast<std::ptrdiff_t>(i);
+        const auto index = static_cast<std::ptrdiff_t>(k);
+        if (first_invalid_ < 0 || index < first_invalid_) first_invalid_ = index;
         ++invalid_count_;
+        return me;
+      }
+      far = far || (owner != me && owner != below && owner != above);
+      return owner;  // == me cannot happen with consistent cuts; the particle then stays
+    };
+
+    const bool in_order = options_.keep_sender_order;
+    std::size_t i = 0, end = particles.size();
+    // If `update` throws, [0, i) and the logged swaps are consistent: undo_sort restores the
+    // input order from them. The lists of back leavers are dropped (their particles were packed
+    // into buckets that undo_sort empties, or not packed at all).
+    struct PassGuard {
+      std::size_t& kept;
+      const std::size_t& front;
+      std::vector<std::vector<std::size_t>>& lists;
+      bool done = false;
+      ~PassGuard() {
+        if (done) return;
+        kept = front;
+        for (auto& l : lists) l.clear();
+      }
+    } guard{kept_, i, back_leavers_};
+    while (i < end) {
+      const int owner = destination(i);
+      if (owner == me) {
+        ++i;
         continue;
       }
-      if (owner == me) continue;  // cannot happen with consistent cuts; never drop it
-      far = far || (owner != below && owner != above);
-      leavers_.push_back({i, owner});
+      Chan::put(bucket(owner), data[i]);
+      while (--end > i) {  // the last particle that stays takes this one's place
+        const int back_owner = destination(end);
+        if (back_owner == me) {
+          using std::swap;
+          swap(data[i], data[end]);
+          swapped[i / 64] |= std::uint64_t{1} << (i % 64);
+          swapped[end / 64] |= std::uint64_t{1} << (end % 64);
+          ++i;
+          break;
+        }
+        if (in_order) {
+          back_leavers_[static_cast<std::size_t>(back_owner)].push_back(end);
+        } else {
+          Chan::put(bucket(back_owner), data[end]);
+        }
+      }
+    }
+    kept_ = i;
+    guard.done = true;
+    // Leavers met from the back were found in descending order: pack them ascending, after
+    // the ones met from the front (which all have smaller indices). One list per owner, so
+    // this loop does not branch on each particle's owner (a mispredicted branch per particle
+    // when half of them go each way).
+    for (std::size_t r = 0; r < back_leavers_.size(); ++r) {
+      std::vector<std::size_t>& found = back_leavers_[r];
+      for (auto k = found.rbegin(); k != found.rend(); ++k)
+        Chan::put(buckets_[r], particles[*k]);
+      found.clear();
     }
     return far;
   }
 
+  // After an error: undoes sort_out_leavers' swaps (particles are back in their input order,
+  // as `update` left them) and empties the buckets. The k-th marked index below kept_ was
+  // swapped with the k-th marked index from the top: the cursors met them in that order.
+  template <class Alloc>
+  void undo_sort(std::vector<P, Alloc>& particles) {
+    if (!sorted_) return;  // the pass did not run: nothing was touched
+    using std::swap;
+    auto marked = [this](std::size_t k) { return (swapped_[k / 64] >> (k % 64)) & 1u; };
+    std::size_t back = particles.size();
+    for (std::size_t front = 0; front < kept_; ++front) {
+      if (!marked(front)) continue;
+      do --back; while (!marked(back));
+      swap(particles[front], particles[back]);
+    }
+    for (auto& b : buckets_) Chan::clear(b);
+  }
+
+  static double open_upper(const Interval& slab) noexcept {
+    return slab.includes_upper
+               ? std::nextafter(slab.upper, std::numeric_limits<double>::infinity())
+               : slab.upper;
+  }
+
   // True when every coordinate other than the decomposition axis is inside the box (a NaN
   // there would otherwise stay on this rank unnoticed). Free for Dim == 1.
-  bool inside_across(const P& p, int axis) const noexcept {
+  bool inside_across(const P& p, const Coordinates<P, Dim>& position, int axis) const noexcept {
     if constexpr (Dim == 1) {
       (void)p;
+      (void)position;
       (void)axis;
       return true;
     } else {
       const Domain<Dim>& box = decomposition_->domain();
       for (int a = 0; a < Dim; ++a)
-        if (a != axis && !box.contains(position_.get(p, a), a)) return false;
+        if (a != axis && !box.contains(position.get(p, a), a)) return false;
       return true;
     }
-  }
-
-  // Fills each hole with the last remaining particle: O(leavers) moves instead of O(n), and the
-  // resulting order is still a deterministic function of the input.
-  void remove_leavers(std::vector<P>& particles) {
-    const std::size_t n = particles.size();
-    const std::size_t gone = leavers_.size();
-    if (gone == 0) return;
-    std::size_t back = n;    // particles[back..n) are done with
-    std::size_t tail = gone; // leavers_[tail..gone) lie in [back, n)
-    for (std::size_t k = 0; k < gone; ++k) {
-      const std::size_t hole = leavers_[k].index;
-      while (back > 0 && tail > 0 && leavers_[tail - 1].index == back - 1) {
-        --tail;  // the last particle left too: skip it
-        --back;
-      }
-      if (back == 0 || back - 1 <= hole) break;  // every remaining hole is past the survivors
-      particles[hole] = std::move(particles[back - 1]);
-      --back;
-    }
-    particles.erase(particles.end() - static_cast<std::ptrdiff_t>(gone), particles.end());
   }
 
   void neighbour_peers() {
@@ -364,7 +513,8 @@ class Exchanger : private TransportRequirements<P, Transport> {
 
   // Every rank calls this after the allreduce reported an invalid particle on `culprit`: the
   // culprit's message is broadcast so every rank throws the same, complete error.
-  [[noreturn]] void raise_particle_error(int culprit, const std::vector<P>& particles,
+  template <class Alloc>
+  [[noreturn]] void raise_particle_error(int culprit, const std::vector<P, Alloc>& particles,
                                          const MigrateContext<P>& context) {
     const Decomposition<Dim>& d = *decomposition_;
     std::string text;
@@ -398,21 +548,23 @@ class Exchanger : private TransportRequirements<P, Transport> {
     throw ParticleError(detail::broadcast_text(comm(), culprit, std::move(text)));
   }
 
-  // Every rank calls this after the allreduce reported that `culprit` failed before migrate.
-  [[noreturn]] void raise_failure(int culprit, const MigrateContext<P>& context) {
+  // Every rank calls this after the allreduce reported that `culprit` failed (before migrate,
+  // or in `update`); `failure` is that rank's exception (empty elsewhere).
+  [[noreturn]] void raise_failure(int culprit, const std::exception_ptr& failure,
+                                  bool in_update, const MigrateContext<P>& context) {
     const Decomposition<Dim>& d = *decomposition_;
     std::string text;
     if (d.rank() == culprit) {
       std::string what;
       try {
-        std::rethrow_exception(context.failure);
+        std::rethrow_exception(failure);
       } catch (const std::exception& e) {
         what = e.what();
       } catch (...) {
         what = "an exception that is not a std::exception";
       }
       text = detail::message("domdec: ", call_name(context), ": rank ", culprit, " of ", d.size(),
-                             " failed before migrate: ", what,
+                             in_update ? " failed in the update of migrate: " : " failed before migrate: ", what,
                              " (every rank stops here; nothing was moved)");
     }
     throw Error(detail::broadcast_text(comm(), culprit, std::move(text)));
@@ -423,7 +575,9 @@ class Exchanger : private TransportRequirements<P, Transport> {
   ExchangerOptions options_;
   Chan channel_;
   std::vector<typename Chan::Bucket> buckets_;  // one per destination rank
-  std::vector<Leaver> leavers_;
+  std::vector<std::vector<std::size_t>> back_leavers_;     // per owner, by the back cursor
+  std::vector<std::uint64_t> swapped_;  // bit per particle: swapped by sort_out_leavers
+  std::size_t kept_ = 0;                                    // particles that stay
   std::vector<int> send_peers_;
   std::vector<int> receive_peers_;
   std::vector<int> sends_to_;
@@ -431,6 +585,7 @@ class Exchanger : private TransportRequirements<P, Transport> {
   std::vector<MPI_Request> requests_;
   std::function<std::string(const P&)> describe_;
   MigrateContext<P> no_context_;
+  bool sorted_ = false;  // sort_out_leavers ran in this call (undo_sort has work)
   std::ptrdiff_t first_invalid_ = -1;
   std::size_t invalid_count_ = 0;
   std::size_t calls_ = 0;
