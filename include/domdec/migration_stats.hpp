@@ -17,7 +17,7 @@ struct MigrationStats {
   std::size_t messages_received = 0;
   std::size_t bytes_sent = 0;      ///< payload bytes (particles, or serialized bytes)
   std::size_t bytes_received = 0;
-  /// Collective operations: one 2-integer allreduce per call, plus one alltoall of integers
+  /// Collective operations: one 3-integer allreduce per call, plus one alltoall of integers
   /// on the calls that took the general path.
   std::size_t collectives = 0;
   /// Calls in which some particle, on some rank, went further than a neighbouring slab.
