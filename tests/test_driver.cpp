@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "domdec/detail/format.hpp"
 #include "domdec/domdec.hpp"
 #include "domdec/random.hpp"
 #include "support/allocation_counter.hpp"
@@ -33,6 +34,7 @@ using domdec::Domain;
 using domdec::Driver;
 using domdec::DriverOptions;
 using domdec::Exchanger;
+using domdec::MigrateContext;
 using domdec::RandomStream;
 using domdec::Serialized;
 using domdec::StepInfo;
@@ -117,6 +119,16 @@ std::vector<Particle> sorted_everywhere(const std::vector<Particle>& mine) {
             [](const Particle& a, const Particle& b) { return a.id < b.id; });
   return all;
 }
+
+/// Collective: true on every rank when every rank holds the same text.
+bool same_text_everywhere(const std::string& text) {
+  std::vector<std::string> all;
+  boost::mpi::all_gather(world(), text, all);
+  return on_every_rank(
+      std::all_of(all.begin(), all.end(), [&](const std::string& t) { return t == all[0]; }));
+}
+
+constexpr double not_a_number = std::numeric_limits<double>::quiet_NaN();
 
 bool same_bits(const Particle& a, const Particle& b) {
   return a.id == b.id && std::memcmp(&a.x, &b.x, sizeof a.x) == 0 &&
@@ -511,6 +523,108 @@ TEST_CASE("the allgather strategy reports an invalid particle on every rank and 
                        Catch::Contains("outside the box"));
   CHECK(mine.size() == before.size());
   CHECK(std::equal(mine.begin(), mine.end(), before.begin()));
+}
+
+TEST_CASE("the allgather strategy carries a rank's failure and the caller's explanation",
+          "[allgather][errors]") {
+  Box<AllgatherExchanger, Serialized> b;
+  std::vector<Particle> mine = some_particles(100);
+  b.migrator.migrate(mine);
+  const int p = world().size(), last = p - 1;
+  const std::vector<Particle> before = mine;
+
+  // A failure on the last rank (and on rank 0 with three or more ranks: the lowest wins).
+  MigrateContext<Particle> context;
+  context.step = 12;
+  const bool fails = world().rank() == last || (p >= 3 && world().rank() == 0);
+  const int reported = p >= 3 ? 0 : last;
+  if (fails) {
+    try {
+      throw std::runtime_error("the force field diverged on rank " +
+                               std::to_string(world().rank()));
+    } catch (...) {
+      context.failure = std::current_exception();
+    }
+  }
+  std::string text;
+  try {
+    b.migrator.migrate(mine, context);
+  } catch (const domdec::ParticleError&) {
+    text = "ParticleError";
+  } catch (const domdec::Error& e) {
+    text = e.what();
+  }
+  CHECK(same_text_everywhere(text));
+  CHECK(text == domdec::detail::message("domdec: step 12, allgather migrate call 2: rank ",
+                                        reported, " of ", p,
+                                        " failed before migrate: the force field diverged on "
+                                        "rank ",
+                                        reported, " (every rank stops here; nothing was moved)"));
+  CHECK(mine.size() == before.size());
+  CHECK(std::equal(mine.begin(), mine.end(), before.begin()));
+
+  // An invalid particle: `explain` runs on its rank only, and every rank gets its text.
+  int explained = 0;
+  MigrateContext<Particle> explaining;
+  explaining.step = 13;
+  explaining.explain = [&](const Particle& q, std::size_t index) {
+    ++explained;
+    return domdec::detail::message("(explained on rank ", world().rank(), ": id ", q.id, ", index ",
+                                   index, ")");
+  };
+  std::int64_t id = -1;
+  if (world().rank() == last && mine.size() >= 2) {
+    mine[1].x = -std::numeric_limits<double>::infinity();
+    id = mine[1].id;
+  }
+  boost::mpi::broadcast(world(), id, last);
+  text.clear();
+  try {
+    b.migrator.migrate(mine, explaining);
+  } catch (const domdec::ParticleError& e) {
+    text = e.what();
+  }
+  REQUIRE(on_every_rank(id >= 0));
+  CHECK(same_text_everywhere(text));
+  CHECK(explained == (world().rank() == last ? 1 : 0));
+  const domdec::Interval slab = b.slabs.bounds_of(last);
+  CHECK_THAT(text, Catch::StartsWith("domdec: step 13, allgather migrate call 3: particle 1 of ") &&
+                       Catch::Contains(domdec::detail::message("on rank ", last, " of ", p, " [id ",
+                                                               id, "] is at (-inf)")) &&
+                       Catch::Contains("is not a finite number") &&
+                       Catch::Contains(domdec::detail::message("Rank ", last, "'s slab is [",
+                                                               slab.lower, ", ", slab.upper)) &&
+                       Catch::Contains(domdec::detail::message("(explained on rank ", last, ": id ",
+                                                               id, ", index 1)")));
+}
+
+TEST_CASE("the allgather strategy finds a NaN on an axis that is not the decomposition axis",
+          "[allgather][errors]") {
+  using domdec_test::Particle3;
+  const Domain<3> box({0.0, 0.0, 0.0}, {1.0, 1.0, 1.0}, Boundary::periodic);
+  const Decomposition<3> slabs(world(), box, 0);  // slabs along x
+  AllgatherExchanger<Particle3, 3> allgather(slabs, &Particle3::r);
+  std::vector<Particle3> mine;
+  for (std::int64_t id = world().rank(); id < 30; id += world().size()) {
+    Particle3 q;
+    q.id = id;
+    q.r = {(static_cast<double>(id) + 0.5) / 30.0, 0.5, 0.5};
+    mine.push_back(q);
+  }
+  allgather.migrate(mine);
+  REQUIRE(on_every_rank(!mine.empty()));
+  if (world().rank() == world().size() - 1) mine.back().r[2] = not_a_number;  // only z is bad
+  std::string text;
+  try {
+    allgather.migrate(mine);
+  } catch (const domdec::ParticleError& e) {
+    text = e.what();
+  }
+  CHECK(same_text_everywhere(text));
+  CHECK_THAT(text, Catch::Contains("its coordinate along axis 2, nan, is not a finite number"));
+  if (world().rank() == world().size() - 1) mine.back().r[2] = 0.5;
+  CHECK_NOTHROW(allgather.migrate(mine));
+  CHECK(sum_over_ranks(static_cast<std::int64_t>(mine.size())) == 30);
 }
 
 // ---- Random numbers and the id tally ---------------------------------------------------------
