@@ -429,14 +429,24 @@ int main(int argc, char* argv[]) {
       else
         simulate<domdec::AllgatherExchanger, domdec::Serialized>(world, settings);
     }
+  } catch (const domdec::CommunicationError& e) {
+    // An MPI call failed on this rank only: the others may be waiting for it. End the job.
+    std::cerr << "particle_box: rank " << world.rank() << ": " << e.what() << std::endl;
+    env.abort(3);
   } catch (const domdec::Error& e) {
-    // domdec's errors are thrown on every rank with the same message: one report, clean exit.
-    if (world.rank() == 0) std::cerr << "particle_box: error: " << e.what() << '\n';
+    // Every other domdec error — ParticleError (a NaN or infinite position), RunError (our code
+    // threw on some rank), ConservationError, SetupError, OutputError — is thrown on every rank
+    // with the same message, in the same step: rank 0 prints it once, every rank returns 1
+    // through MPI_Finalize.
+    if (world.rank() == 0) std::cerr << "particle_box: error: " << e.what() << std::endl;
     return 1;
   } catch (const std::exception& e) {
-    // Anything else may have happened on this rank only: the others could be waiting for it.
-    std::cerr << "particle_box: rank " << world.rank() << ": " << e.what() << '\n';
-    env.abort(1);
+    // Anything else (std::bad_alloc, ...) may have happened on this rank only: end the job.
+    std::cerr << "particle_box: rank " << world.rank() << ": " << e.what() << std::endl;
+    env.abort(4);
+  } catch (...) {
+    std::cerr << "particle_box: rank " << world.rank() << ": an unknown exception" << std::endl;
+    env.abort(4);
   }
   return 0;
 }
