@@ -412,6 +412,33 @@ TEMPLATE_TEST_CASE(
   CHECK(b.driver.step() == 4);
 }
 
+TEST_CASE("with check_positions off a NaN is still stopped in its step, without the old position",
+          "[driver][errors]") {
+  DriverOptions options = Box<>::quiet_options();
+  options.check_positions = false;
+  Box<> b(options);
+  std::vector<Particle> mine = some_particles(1000);
+  const int culprit = world().size() - 1;
+  bool done = false;
+  const std::string text = message_of<domdec::ParticleError>([&] {
+    b.driver.run(mine, 10, [&](Particle& q, std::int64_t step) {
+      kick(q, step);
+      if (step == 6 && world().rank() == culprit && !done) {
+        done = true;
+        q.x = not_a_number;
+      }
+    });
+  });
+  REQUIRE(on_every_rank(!text.empty()));
+  CHECK(same_text_everywhere(text));
+  CHECK_THAT(text, Catch::StartsWith("domdec: step 6, migrate call 7 on rank " +
+                                     std::to_string(culprit)) &&
+                       Catch::Contains("is at (nan)") &&
+                       Catch::Contains("(DriverOptions::check_positions is off, so the Driver did "
+                                       "not record where it was before step 6.)"));
+  CHECK(b.driver.step() == 5);
+}
+
 TEST_CASE("the broken particle is found by id when open sides removed particles before it",
           "[driver][errors]") {
   const Domain<1> box({0.0}, {1.0}, Boundary::open);
