@@ -68,7 +68,7 @@ struct DriverOptions {
   /// the old one, so that a NaN or Inf is reported with where the particle was before the step
   /// (see the class comment). Off: the functor runs in a plain loop and a broken particle is
   /// still found by migrate in the same step, only without its old position. The check costs
-  /// about 0.4 ns per particle and step, which doubles the Propagate time of a functor as
+  /// about 0.3-0.6 ns per particle and step: 1.5-2 times the Propagate time of a functor as
   /// trivial as the demo's `x += v dt` (docs/driver.md: measured); heavier physics hides it.
   bool check_positions = true;
 };
