@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "domdec/detail/format.hpp"
 #include "domdec/domdec.hpp"
 #include "domdec/random.hpp"
 #include "support/allocation_counter.hpp"
@@ -33,6 +34,7 @@ using domdec::Domain;
 using domdec::Driver;
 using domdec::DriverOptions;
 using domdec::Exchanger;
+using domdec::MigrateContext;
 using domdec::RandomStream;
 using domdec::Serialized;
 using domdec::StepInfo;
@@ -117,6 +119,26 @@ std::vector<Particle> sorted_everywhere(const std::vector<Particle>& mine) {
             [](const Particle& a, const Particle& b) { return a.id < b.id; });
   return all;
 }
+
+/// Collective: true on every rank when every rank holds the same text.
+bool same_text_everywhere(const std::string& text) {
+  std::vector<std::string> all;
+  boost::mpi::all_gather(world(), text, all);
+  return on_every_rank(
+      std::all_of(all.begin(), all.end(), [&](const std::string& t) { return t == all[0]; }));
+}
+
+constexpr double not_a_number = std::numeric_limits<double>::quiet_NaN();
+
+/// A particle without an id: the Driver checks counts only and cannot name it by id.
+struct Anonymous {
+  double x = 0.0;
+  double v = 0.0;
+  template <class Archive>
+  void serialize(Archive& ar, unsigned) {
+    ar& x& v;
+  }
+};
 
 bool same_bits(const Particle& a, const Particle& b) {
   return a.id == b.id && std::memcmp(&a.x, &b.x, sizeof a.x) == 0 &&
@@ -256,43 +278,240 @@ TEST_CASE("particles that leave through an open side are accounted for, not repo
   const Domain<1> box({0.0}, {1.0}, Boundary::open);
   const Decomposition<1> slabs(world(), box);
   Exchanger<Particle, 1> exchanger(slabs, &Particle::x);
-  DriverOptions options = Box<>::quiet_options();
-  options.check_every = 3;
+  DriverOptions options;
+  options.check_every = 1;  // every step: the expected count is the start minus the leavers
+  options.quiet = true;
+  std::ostringstream log;
+  options.log = &log;
   Driver driver(exchanger, options);
   std::vector<Particle> mine = some_particles(1000);
   const domdec::RunSummary summary = driver.run(mine, 50, kick);
   const auto left = sum_over_ranks(static_cast<std::uint64_t>(mine.size()));
   CHECK(summary.removed > 0);  // some did leave: the test means something
+  CHECK(summary.removed < 1000);
   CHECK(summary.removed + left == 1000);
   CHECK(summary.particles == left);
-}
-
-TEST_CASE("an exception from the functor on one rank ends the run on every rank",
-          "[driver][errors]") {
-  DriverOptions options = Box<>::quiet_options();
-  options.check_every = 4;
-  Box<> b(options);
-  std::vector<Particle> mine = some_particles(1000);
-  const int p = world().size(), last = p - 1;
-  const std::string text = message_of<domdec::RunError>([&] {
-    b.driver.run(mine, 20, [&](Particle& q, std::int64_t step) {
-      if (step == 3 && world().rank() == last) throw std::runtime_error("boom: negative mass");
-      kick(q, step);
+  CHECK(summary.initial_particles == 1000u);
+  CHECK(summary.checks == 50);
+  // The summary says how many left, and that the checks expected that.
+  if (world().rank() == 0) {
+    CHECK_THAT(log.str(),
+               Catch::Contains(domdec::detail::message("Boundaries: 0 reflected, 0 wrapped, ",
+                                                       summary.removed, " removed (open sides)")) &&
+                   Catch::Contains(domdec::detail::message("Open sides: ", summary.removed,
+                                                           " of 1000 particles left the box, ",
+                                                           left, " remain")) &&
+                   Catch::Contains("Conservation: 50 checks of the particle count and id checksum "
+                                   "(every 1 steps; expected: the start minus those that left): "
+                                   "all passed"));
+  }
+  // A particle that disappears besides those is still caught, with the leavers accounted for.
+  mine = some_particles(1000);
+  const int last = world().size() - 1;
+  driver.options().summary = false;
+  const std::string text = message_of<domdec::ConservationError>([&] {
+    driver.run(mine, 50, [&](std::vector<Particle>& ps, std::int64_t step) {
+      for (Particle& p : ps) kick(p, step);
+      if (step == 70 && world().rank() == last && !ps.empty()) ps.pop_back();  // run 2
     });
   });
   REQUIRE(on_every_rank(!text.empty()));
-  CHECK_THAT(text, Catch::Contains("step 3 on rank " + std::to_string(last) + " of " +
-                                   std::to_string(p)) &&
-                       Catch::Contains("the propagation functor threw std::runtime_error") &&
-                       Catch::Contains("boom: negative mass") &&
-                       Catch::Contains("every rank stopped at the check after step 4"));
+  CHECK_THAT(text, Catch::Contains("conservation check failed after step 70") &&
+                       Catch::Contains("that left through open sides") &&
+                       Catch::Contains("1 lost"));
+}
+
+TEMPLATE_TEST_CASE("a functor that throws on one rank stops every rank in that same step",
+                   "[driver][errors]", (Box<Exchanger, Typed>), (Box<AllgatherExchanger, Typed>)) {
+  DriverOptions options = Box<>::quiet_options();
+  options.check_every = 4;  // the failure is at step 3, not a check point: no waiting for one
+  TestType b(options);
+  std::vector<Particle> mine = some_particles(1000);
+  const int p = world().size(), last = p - 1;
+  std::size_t before_step_3 = 0;
+  const std::string text = message_of<domdec::RunError>([&] {
+    b.driver.run(mine, 20, [&](std::vector<Particle>& ps, std::int64_t step) {
+      if (step == 3) before_step_3 = ps.size();
+      for (Particle& q : ps) {
+        if (step == 3 && world().rank() == last && q.id % 2 == 1)
+          throw std::runtime_error("boom: negative mass");
+        kick(q, step);
+      }
+    });
+  });
+  REQUIRE(on_every_rank(!text.empty()));
+  CHECK(same_text_everywhere(text));
+  CHECK_THAT(text, Catch::StartsWith("domdec: step 3, ") &&
+                       Catch::Contains("migrate call 4: rank " + std::to_string(last) + " of " +
+                                       std::to_string(p) +
+                                       " failed before migrate: the propagation functor threw "
+                                       "std::runtime_error: boom: negative mass (every rank stops "
+                                       "here; nothing was moved)"));
+  CHECK(b.driver.step() == 2);          // every rank stopped in step 3
+  CHECK(mine.size() == before_step_3);  // nothing migrated, nothing removed
   // The Driver is usable again afterwards (no error left pending, collectives still match).
   mine = some_particles(1000);
   const domdec::RunSummary again = b.driver.run(mine, 5, kick);
   CHECK(again.particles == 1000u);
+  CHECK(b.driver.step() == 7);
+
+  // An exception that is not a std::exception, from a per-particle functor on rank 0.
+  mine = some_particles(1000);
+  const std::string odd = message_of<domdec::RunError>([&] {
+    b.driver.run(mine, 10, [&](Particle& q, std::int64_t step) {
+      if (step == 9 && world().rank() == 0) throw 42;
+      kick(q, step);
+    });
+  });
+  CHECK(same_text_everywhere(odd));
+  CHECK_THAT(odd, Catch::StartsWith("domdec: step 9, ") &&
+                      Catch::Contains(": rank 0 of " + std::to_string(p) +
+                                      " failed before migrate: the propagation functor threw an "
+                                      "exception that is not a std::exception"));
+  CHECK(b.driver.step() == 8);
 }
 
-TEST_CASE("a NaN from the functor is a ParticleError on every rank, naming the step",
+TEMPLATE_TEST_CASE(
+    "a NaN from the functor names the particle, the step, the rank, its old and new position, "
+    "its velocity and the slab, on every rank",
+    "[driver][errors]", (Box<Exchanger, Typed>), (Box<AllgatherExchanger, Typed>)) {
+  TestType b;
+  std::vector<Particle> mine = some_particles(1000);
+  const int p = world().size();
+  const int culprit = std::min(1, p - 1);
+  struct Broken {
+    std::int64_t id = -1;
+    double old_x = 0.0;
+    double v = 0.0;
+  } broken;
+  const std::string text = message_of<domdec::ParticleError>([&] {
+    b.driver.run(mine, 10, [&](Particle& q, std::int64_t step) {
+      const double x = q.x;
+      kick(q, step);
+      if (step == 5 && world().rank() == culprit && broken.id < 0 && q.id % 3 == 2) {
+        broken = {q.id, x, q.v};
+        q.x = not_a_number;
+      }
+    });
+  });
+  boost::mpi::broadcast(world(), broken.id, culprit);
+  boost::mpi::broadcast(world(), broken.old_x, culprit);
+  boost::mpi::broadcast(world(), broken.v, culprit);
+  REQUIRE(on_every_rank(!text.empty() && broken.id >= 0));
+  CHECK(same_text_everywhere(text));
+  const domdec::Interval slab = b.slabs.bounds_of(culprit);
+  using domdec::detail::message;
+  CHECK_THAT(text, Catch::StartsWith("domdec: step 5, ") &&
+                       Catch::Contains(message("on rank ", culprit, " of ", p)) &&
+                       Catch::Contains(message("[id ", broken.id, "] is at (nan)")) &&
+                       Catch::Contains(message("slab is [", slab.lower, ", ", slab.upper)) &&
+                       Catch::Contains(message("In step 5 the propagation functor moved it from (",
+                                               broken.old_x, ") to (nan); its velocity is (",
+                                               broken.v, ").")) &&
+                       Catch::EndsWith("Nothing was moved."));
+  CHECK(b.driver.step() == 4);
+}
+
+TEST_CASE("with check_positions off a NaN is still stopped in its step, without the old position",
+          "[driver][errors]") {
+  DriverOptions options = Box<>::quiet_options();
+  options.check_positions = false;
+  Box<> b(options);
+  std::vector<Particle> mine = some_particles(1000);
+  const int culprit = world().size() - 1;
+  bool done = false;
+  const std::string text = message_of<domdec::ParticleError>([&] {
+    b.driver.run(mine, 10, [&](Particle& q, std::int64_t step) {
+      kick(q, step);
+      if (step == 6 && world().rank() == culprit && !done) {
+        done = true;
+        q.x = not_a_number;
+      }
+    });
+  });
+  REQUIRE(on_every_rank(!text.empty()));
+  CHECK(same_text_everywhere(text));
+  CHECK_THAT(text, Catch::StartsWith("domdec: step 6, migrate call 7 on rank " +
+                                     std::to_string(culprit)) &&
+                       Catch::Contains("is at (nan)") &&
+                       Catch::Contains("(DriverOptions::check_positions is off, so the Driver did "
+                                       "not record where it was before step 6.)"));
+  CHECK(b.driver.step() == 5);
+}
+
+TEST_CASE("the broken particle is found by id when open sides removed particles before it",
+          "[driver][errors]") {
+  const Domain<1> box({0.0}, {1.0}, Boundary::open);
+  const Decomposition<1> slabs(world(), box);
+  Exchanger<Particle, 1> exchanger(slabs, &Particle::x);
+  Driver driver(exchanger, &Particle::v, Box<>::quiet_options());
+  std::vector<Particle> mine = some_particles(1000);
+  const int culprit = world().size() - 1;
+  // In step 4 on the culprit rank: the first particle leaves through the open side, the second
+  // becomes NaN. After the boundary rule the NaN particle has moved up one index.
+  int calls = 0;
+  std::int64_t gone = -1, broken = -1;
+  double old_x = 0.0;
+  const std::string text = message_of<domdec::ParticleError>([&] {
+    driver.run(mine, 10, [&](Particle& q, std::int64_t step) {
+      const double x = q.x;
+      q.x += 0.001 * q.v;
+      if (step != 4 || world().rank() != culprit) return;
+      if (calls == 0) {
+        q.x = 1.5;
+        gone = q.id;
+      } else if (calls == 1) {
+        q.x = -std::numeric_limits<double>::infinity();
+        broken = q.id;
+        old_x = x;
+      }
+      ++calls;
+    });
+  });
+  boost::mpi::broadcast(world(), broken, culprit);
+  boost::mpi::broadcast(world(), gone, culprit);
+  boost::mpi::broadcast(world(), old_x, culprit);
+  REQUIRE(on_every_rank(!text.empty()));
+  using domdec::detail::message;
+  CHECK_THAT(text, Catch::Contains(message("[id ", broken, "] is at (-inf)")) &&
+                       Catch::Contains(message("In step 4 the propagation functor moved it from (",
+                                               old_x, ") to (-inf)")));
+  CHECK_THAT(text, !Catch::Contains(message("[id ", gone, "]")));
+}
+
+TEST_CASE("without ids the broken particle is matched by its index and position",
+          "[driver][errors]") {
+  const Domain<1> box({0.0}, {1.0}, Boundary::reflecting);
+  const Decomposition<1> slabs(world(), box);
+  Exchanger<Anonymous, 1, Serialized> exchanger(slabs, &Anonymous::x);
+  Driver driver(exchanger, &Anonymous::v, Box<>::quiet_options());
+  std::vector<Anonymous> mine;
+  for (std::int64_t id = world().rank(); id < 300; id += world().size()) {
+    const Particle q = initial_particle(id);
+    mine.push_back({q.x, q.v});
+  }
+  const int culprit = world().size() - 1;
+  int calls = 0;
+  double old_x = 0.0;
+  const std::string text = message_of<domdec::ParticleError>([&] {
+    driver.run(mine, 10, [&](Anonymous& q, std::int64_t step) {
+      const double x = q.x;
+      q.x += q.v;
+      if (step == 3 && world().rank() == culprit && calls++ == 2) {
+        old_x = x;
+        q.x = not_a_number;
+      }
+    });
+  });
+  boost::mpi::broadcast(world(), old_x, culprit);
+  REQUIRE(on_every_rank(!text.empty()));
+  CHECK_THAT(text,
+             Catch::Contains("particle 2 of ") &&
+                 Catch::Contains(domdec::detail::message(
+                     "In step 3 the propagation functor moved it from (", old_x, ") to (nan)")));
+}
+
+TEST_CASE("a NaN from a whole-vector functor is a ParticleError on every rank, naming the step",
           "[driver][errors]") {
   Box<> b;
   std::vector<Particle> mine = some_particles(1000);
@@ -305,8 +524,56 @@ TEST_CASE("a NaN from the functor is a ParticleError on every rank, naming the s
     });
   });
   REQUIRE(on_every_rank(!text.empty()));
-  CHECK_THAT(text, Catch::Contains("domdec: step 6 (migrating)") && Catch::Contains("nan") &&
-                       Catch::Contains("on rank " + std::to_string(last)));
+  CHECK(same_text_everywhere(text));
+  CHECK_THAT(text,
+             Catch::StartsWith("domdec: step 6, migrate call 7 on rank " + std::to_string(last)) &&
+                 Catch::Contains("is at (nan)") &&
+                 Catch::Contains("The propagation functor takes the whole vector, so the "
+                                 "Driver did not record where this particle was before "
+                                 "step 6; its velocity is ("));
+}
+
+TEST_CASE("particles given to run outside the box are refused before the first step",
+          "[driver][errors]") {
+  Box<> b;
+  std::vector<Particle> mine = some_particles(100);
+  if (world().rank() == 0 && !mine.empty()) mine.front().x = 1.25;
+  const std::string text = message_of<domdec::ParticleError>([&] { b.driver.run(mine, 5, kick); });
+  REQUIRE(on_every_rank(!text.empty()));
+  CHECK(same_text_everywhere(text));
+  CHECK_THAT(text,
+             Catch::StartsWith("domdec: placing the particles before step 1: migrate call ") &&
+                 Catch::Contains("1.25") &&
+                 Catch::Contains("It is one of the particles given to Driver::run, which "
+                                 "must all be inside the box before step 1."));
+  CHECK(b.driver.step() == 0);
+}
+
+TEST_CASE("an id function that throws on one rank stops every rank at that check",
+          "[driver][errors]") {
+  DriverOptions options = Box<>::quiet_options();
+  options.check_every = 2;
+  Box<> b(options);
+  std::vector<Particle> mine = some_particles(200);
+  const int last = world().size() - 1;
+  bool armed = false;
+  b.driver.identify_with([&](const Particle& q) -> std::uint64_t {
+    if (armed) throw std::invalid_argument("no id today");
+    return static_cast<std::uint64_t>(q.id);
+  });
+  const std::string text = message_of<domdec::RunError>([&] {
+    b.driver.run(mine, 10, [&](Particle& q, std::int64_t step) {
+      if (step == 4 && world().rank() == last) armed = true;
+      kick(q, step);
+    });
+  });
+  REQUIRE(on_every_rank(!text.empty()));
+  CHECK(same_text_everywhere(text));
+  CHECK(text == "domdec: step 4 on rank " + std::to_string(last) + " of " +
+                    std::to_string(world().size()) +
+                    ": the id function (Driver::identify_with) threw std::invalid_argument: no "
+                    "id today");
+  CHECK(b.driver.step() == 3);
 }
 
 TEST_CASE("observers run at multiples of their interval, at the start and at the end of a run",
@@ -345,6 +612,32 @@ TEST_CASE("an observer that throws on one rank ends the run on every rank", "[dr
   REQUIRE(on_every_rank(!text.empty()));
   CHECK_THAT(text, Catch::Contains("step 10 on rank " + std::to_string(last)) &&
                        Catch::Contains("observer 0 threw") && Catch::Contains("disk full"));
+}
+
+TEST_CASE("an observer that throws after its collective call stops every rank before the next",
+          "[driver][errors]") {
+  Box<> b;
+  std::vector<Particle> mine = some_particles(100);
+  const int last = world().size() - 1;
+  std::vector<std::int64_t> second_called;
+  // Both observers communicate; the first throws on one rank after its allreduce. Every rank
+  // must stop before the second (which the failing rank would otherwise skip: a hang).
+  b.driver.observe(5, [&](const std::vector<Particle>& ps, const StepInfo& i) {
+    const auto n = sum_over_ranks(static_cast<std::uint64_t>(ps.size()));
+    if (i.step == 10 && world().rank() == last)
+      throw std::runtime_error("disk full after " + std::to_string(n));
+  });
+  b.driver.observe(5, [&](const std::vector<Particle>& ps, const StepInfo& i) {
+    sum_over_ranks(static_cast<std::uint64_t>(ps.size()));
+    second_called.push_back(i.step);
+  });
+  const std::string text = message_of<domdec::RunError>([&] { b.driver.run(mine, 20, kick); });
+  REQUIRE(on_every_rank(!text.empty()));
+  CHECK(same_text_everywhere(text));
+  CHECK(text == "domdec: step 10 on rank " + std::to_string(last) + " of " +
+                    std::to_string(world().size()) +
+                    ": observer 0 threw std::runtime_error: disk full after 100");
+  CHECK(second_called == std::vector<std::int64_t>{0, 5});
 }
 
 TEST_CASE("ranks that disagree on the run throw SetupError on every rank", "[driver][errors]") {
@@ -511,6 +804,108 @@ TEST_CASE("the allgather strategy reports an invalid particle on every rank and 
                        Catch::Contains("outside the box"));
   CHECK(mine.size() == before.size());
   CHECK(std::equal(mine.begin(), mine.end(), before.begin()));
+}
+
+TEST_CASE("the allgather strategy carries a rank's failure and the caller's explanation",
+          "[allgather][errors]") {
+  Box<AllgatherExchanger, Serialized> b;
+  std::vector<Particle> mine = some_particles(100);
+  b.migrator.migrate(mine);
+  const int p = world().size(), last = p - 1;
+  const std::vector<Particle> before = mine;
+
+  // A failure on the last rank (and on rank 0 with three or more ranks: the lowest wins).
+  MigrateContext<Particle> context;
+  context.step = 12;
+  const bool fails = world().rank() == last || (p >= 3 && world().rank() == 0);
+  const int reported = p >= 3 ? 0 : last;
+  if (fails) {
+    try {
+      throw std::runtime_error("the force field diverged on rank " +
+                               std::to_string(world().rank()));
+    } catch (...) {
+      context.failure = std::current_exception();
+    }
+  }
+  std::string text;
+  try {
+    b.migrator.migrate(mine, context);
+  } catch (const domdec::ParticleError&) {
+    text = "ParticleError";
+  } catch (const domdec::Error& e) {
+    text = e.what();
+  }
+  CHECK(same_text_everywhere(text));
+  CHECK(text == domdec::detail::message("domdec: step 12, allgather migrate call 2: rank ",
+                                        reported, " of ", p,
+                                        " failed before migrate: the force field diverged on "
+                                        "rank ",
+                                        reported, " (every rank stops here; nothing was moved)"));
+  CHECK(mine.size() == before.size());
+  CHECK(std::equal(mine.begin(), mine.end(), before.begin()));
+
+  // An invalid particle: `explain` runs on its rank only, and every rank gets its text.
+  int explained = 0;
+  MigrateContext<Particle> explaining;
+  explaining.step = 13;
+  explaining.explain = [&](const Particle& q, std::size_t index) {
+    ++explained;
+    return domdec::detail::message("(explained on rank ", world().rank(), ": id ", q.id, ", index ",
+                                   index, ")");
+  };
+  std::int64_t id = -1;
+  if (world().rank() == last && mine.size() >= 2) {
+    mine[1].x = -std::numeric_limits<double>::infinity();
+    id = mine[1].id;
+  }
+  boost::mpi::broadcast(world(), id, last);
+  text.clear();
+  try {
+    b.migrator.migrate(mine, explaining);
+  } catch (const domdec::ParticleError& e) {
+    text = e.what();
+  }
+  REQUIRE(on_every_rank(id >= 0));
+  CHECK(same_text_everywhere(text));
+  CHECK(explained == (world().rank() == last ? 1 : 0));
+  const domdec::Interval slab = b.slabs.bounds_of(last);
+  CHECK_THAT(text, Catch::StartsWith("domdec: step 13, allgather migrate call 3: particle 1 of ") &&
+                       Catch::Contains(domdec::detail::message("on rank ", last, " of ", p, " [id ",
+                                                               id, "] is at (-inf)")) &&
+                       Catch::Contains("is not a finite number") &&
+                       Catch::Contains(domdec::detail::message("Rank ", last, "'s slab is [",
+                                                               slab.lower, ", ", slab.upper)) &&
+                       Catch::Contains(domdec::detail::message("(explained on rank ", last, ": id ",
+                                                               id, ", index 1)")));
+}
+
+TEST_CASE("the allgather strategy finds a NaN on an axis that is not the decomposition axis",
+          "[allgather][errors]") {
+  using domdec_test::Particle3;
+  const Domain<3> box({0.0, 0.0, 0.0}, {1.0, 1.0, 1.0}, Boundary::periodic);
+  const Decomposition<3> slabs(world(), box, 0);  // slabs along x
+  AllgatherExchanger<Particle3, 3> allgather(slabs, &Particle3::r);
+  std::vector<Particle3> mine;
+  for (std::int64_t id = world().rank(); id < 30; id += world().size()) {
+    Particle3 q;
+    q.id = id;
+    q.r = {(static_cast<double>(id) + 0.5) / 30.0, 0.5, 0.5};
+    mine.push_back(q);
+  }
+  allgather.migrate(mine);
+  REQUIRE(on_every_rank(!mine.empty()));
+  if (world().rank() == world().size() - 1) mine.back().r[2] = not_a_number;  // only z is bad
+  std::string text;
+  try {
+    allgather.migrate(mine);
+  } catch (const domdec::ParticleError& e) {
+    text = e.what();
+  }
+  CHECK(same_text_everywhere(text));
+  CHECK_THAT(text, Catch::Contains("its coordinate along axis 2, nan, is not a finite number"));
+  if (world().rank() == world().size() - 1) mine.back().r[2] = 0.5;
+  CHECK_NOTHROW(allgather.migrate(mine));
+  CHECK(sum_over_ranks(static_cast<std::int64_t>(mine.size())) == 30);
 }
 
 // ---- Random numbers and the id tally ---------------------------------------------------------

@@ -58,6 +58,7 @@ struct Settings {
   std::string initial = "uniform";
   double diffusion = 0.0;
   std::int64_t check_every = 100;
+  bool check_positions = true;
   double progress_seconds = 1.0;
   std::int64_t snapshot_every = 0;  // 0: steps / 10
   std::int64_t snapshot_particles = 10000;
@@ -88,6 +89,8 @@ usage: mpirun -np P particle_box [options]
                         expanding into the box: all particles start on the first ranks)
   --diffusion D         Brownian noise with diffusion coefficient D (default 0)
   --check-every K       conservation check every K steps (default 100)
+  --check-positions on|off  check every new position for NaN/Inf in the propagation loop, so
+                        an error can say where the particle was before (default on)
   --progress-seconds T  at most one progress line every T seconds (default 1)
   --snapshot-every K    with --output: a snapshot every K steps (default steps / 10)
   --snapshot-particles M  with --output: snapshots hold particles with id < M (default 10000)
@@ -181,6 +184,8 @@ Settings parse(int argc, char* argv[]) {
       s.diffusion = parse_number(flag, value(), 0.0, true);
     } else if (flag == "--check-every") {
       s.check_every = parse_count(flag, value(), 1);
+    } else if (flag == "--check-positions") {
+      s.check_positions = parse_choice(flag, value(), {"on", "off"}) == "on";
     } else if (flag == "--progress-seconds") {
       s.progress_seconds = parse_number(flag, value(), 0.0, true);
     } else if (flag == "--snapshot-every") {
@@ -335,6 +340,7 @@ void simulate(const boost::mpi::communicator& world, const Settings& s) {
 
   domdec::DriverOptions options;
   options.check_every = s.check_every;
+  options.check_positions = s.check_positions;
   options.quiet = s.quiet;
   options.progress_seconds = s.progress_seconds;
   domdec::Driver driver(migrator, &Particle::v, options);  // reflections flip v
@@ -429,14 +435,24 @@ int main(int argc, char* argv[]) {
       else
         simulate<domdec::AllgatherExchanger, domdec::Serialized>(world, settings);
     }
+  } catch (const domdec::CommunicationError& e) {
+    // An MPI call failed on this rank only: the others may be waiting for it. End the job.
+    std::cerr << "particle_box: rank " << world.rank() << ": " << e.what() << std::endl;
+    env.abort(3);
   } catch (const domdec::Error& e) {
-    // domdec's errors are thrown on every rank with the same message: one report, clean exit.
-    if (world.rank() == 0) std::cerr << "particle_box: error: " << e.what() << '\n';
+    // Every other domdec error — ParticleError (a NaN or infinite position), RunError (our code
+    // threw on some rank), ConservationError, SetupError, OutputError — is thrown on every rank
+    // with the same message, in the same step: rank 0 prints it once, every rank returns 1
+    // through MPI_Finalize.
+    if (world.rank() == 0) std::cerr << "particle_box: error: " << e.what() << std::endl;
     return 1;
   } catch (const std::exception& e) {
-    // Anything else may have happened on this rank only: the others could be waiting for it.
-    std::cerr << "particle_box: rank " << world.rank() << ": " << e.what() << '\n';
-    env.abort(1);
+    // Anything else (std::bad_alloc, ...) may have happened on this rank only: end the job.
+    std::cerr << "particle_box: rank " << world.rank() << ": " << e.what() << std::endl;
+    env.abort(4);
+  } catch (...) {
+    std::cerr << "particle_box: rank " << world.rank() << ": an unknown exception" << std::endl;
+    env.abort(4);
   }
   return 0;
 }

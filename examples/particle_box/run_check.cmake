@@ -1,7 +1,8 @@
 # Runs one command and checks its exit code and its output (CTest's PASS_REGULAR_EXPRESSION
 # alone ignores the exit code). Arguments are separated by '|' in COMMAND.
 #   cmake "-DCOMMAND=mpiexec|-n|2|particle_box|--steps|10" -DEXPECT_EXIT=0|nonzero
-#         "-DEXPECT_OUTPUT=regex" [-DCLEAN_DIR=dir] -P run_check.cmake
+#         "-DEXPECT_OUTPUT=regex" ["-DEXPECT_ONCE=regex"] [-DCLEAN_DIR=dir] -P run_check.cmake
+# EXPECT_ONCE must match exactly once in the output (e.g. a message printed by one rank only).
 cmake_minimum_required(VERSION 3.21)
 string(REPLACE "|" ";" command "${COMMAND}")
 if(CLEAN_DIR)
@@ -26,6 +27,13 @@ if(EXPECT_OUTPUT)
   string(REGEX MATCH "${EXPECT_OUTPUT}" found "${all}")
   if(NOT found)
     message(FATAL_ERROR "the output does not match: ${EXPECT_OUTPUT}")
+  endif()
+endif()
+if(EXPECT_ONCE)
+  string(REGEX MATCHALL "${EXPECT_ONCE}" hits "${all}")
+  list(LENGTH hits n)
+  if(NOT n EQUAL 1)
+    message(FATAL_ERROR "'${EXPECT_ONCE}' appears ${n} times in the output, not once")
   endif()
 endif()
 message(STATUS "exit status ${status} and output as expected")

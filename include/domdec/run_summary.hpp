@@ -39,13 +39,14 @@ struct OverRanks {
 /// What one Driver::run did, the same on every rank (every figure is reduced over ranks).
 struct RunSummary {
   int ranks = 1;
-  std::int64_t first_step = 1;       ///< first step of the run
-  std::int64_t last_step = 0;        ///< last step of the run
-  std::int64_t steps = 0;            ///< steps taken: last_step - first_step + 1
-  std::uint64_t particles = 0;       ///< particles in the whole system at the end
-  std::uint64_t particle_steps = 0;  ///< sum over steps of the particles propagated
-  double loop_seconds = 0.0;         ///< wall time of the step loop on the slowest rank
-  double setup_seconds = 0.0;        ///< initial migrate, first check and first observers (slowest)
+  std::int64_t first_step = 1;          ///< first step of the run
+  std::int64_t last_step = 0;           ///< last step of the run
+  std::int64_t steps = 0;               ///< steps taken: last_step - first_step + 1
+  std::uint64_t particles = 0;          ///< particles in the whole system at the end
+  std::uint64_t initial_particles = 0;  ///< particles at the start of the run
+  std::uint64_t particle_steps = 0;     ///< sum over steps of the particles propagated
+  double loop_seconds = 0.0;            ///< wall time of the step loop on the slowest rank
+  double setup_seconds = 0.0;  ///< initial migrate, first check and first observers (slowest)
   /// Seconds per Section (indexed by static_cast<std::size_t>(Section::...)), over ranks.
   std::array<OverRanks, section_count> sections{};
   OverRanks loop_seconds_over_ranks;  ///< per-rank loop times (their avg is the % base)
@@ -60,7 +61,7 @@ struct RunSummary {
   std::uint64_t collectives = 0;
   std::uint64_t wrapped = 0;      ///< periodic images taken, all ranks
   std::uint64_t reflected = 0;    ///< reflections at walls, all ranks
-  std::uint64_t removed = 0;      ///< particles that left through open boundaries
+  std::uint64_t removed = 0;      ///< particles that left through open sides, all ranks
   std::int64_t checks = 0;        ///< full conservation checks (count and, if ids known, ids)
   std::int64_t count_checks = 0;  ///< count-only checks (at observer steps between full ones)
   std::int64_t check_every = 0;   ///< the check interval in steps
@@ -117,9 +118,16 @@ struct RunSummary {
     line(out, "Boundaries: %llu reflected, %llu wrapped, %llu removed (open sides)\n",
          static_cast<unsigned long long>(reflected), static_cast<unsigned long long>(wrapped),
          static_cast<unsigned long long>(removed));
-    line(out, "Conservation: %lld check%s of the particle count%s (every %lld steps)",
+    if (removed > 0) {
+      line(out, "Open sides: %llu of %llu particles left the box, %llu remain\n",
+           static_cast<unsigned long long>(removed),
+           static_cast<unsigned long long>(initial_particles),
+           static_cast<unsigned long long>(particles));
+    }
+    line(out, "Conservation: %lld check%s of the particle count%s (every %lld steps%s)",
          static_cast<long long>(checks), checks == 1 ? "" : "s",
-         ids_checked ? " and id checksum" : "", static_cast<long long>(check_every));
+         ids_checked ? " and id checksum" : "", static_cast<long long>(check_every),
+         removed > 0 ? "; expected: the start minus those that left" : "");
     if (count_checks > 0) {
       line(out, " and %lld of the count (at observer steps)", static_cast<long long>(count_checks));
     }
