@@ -203,11 +203,15 @@ TEST_CASE("a particle that jumps any distance arrives at its owner in the same c
   if (p >= 4) CHECK(stats.general_path_calls == 1);  // two slabs away is not a neighbour
 }
 
-TEST_CASE("arrivals come in ascending source rank, each in its sender's order", "[migrate]") {
+TEST_CASE("with keep_sender_order, arrivals come in ascending source rank, each in its "
+          "sender's order",
+          "[migrate]") {
   const int p = world().size(), me = world().rank();
   const Domain<1> box({0.0}, {1.0}, Boundary::periodic);
   const Decomposition<1> slabs(world(), box);
-  Exchanger<Particle, 1> exchanger(slabs, &Particle::x);
+  domdec::ExchangerOptions in_order;
+  in_order.keep_sender_order = true;
+  Exchanger<Particle, 1> exchanger(slabs, &Particle::x, in_order);
   // Every rank sends three particles to rank 0, numbered in the order they are held.
   std::vector<Particle> mine;
   if (me != 0) {

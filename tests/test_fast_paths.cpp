@@ -256,16 +256,18 @@ TEMPLATE_TEST_CASE("an error after many particles were sorted out leaves every o
   CHECK(placed);
 }
 
-TEMPLATE_TEST_CASE("without keep_sender_order arrivals are the same particles, in a fixed order",
-                   "[migrate][order]", Typed, Serialized) {
+TEMPLATE_TEST_CASE(
+    "without keep_sender_order (the default) arrivals are the same particles, in a fixed order",
+    "[migrate][order]", Typed, Serialized) {
   const int ranks = world().size();
   const Domain<1> box({0.0}, {1.0}, Boundary::periodic);
   const Decomposition<1> slabs(world(), box);
-  domdec::ExchangerOptions any_order;
-  any_order.keep_sender_order = false;
-  Exchanger<Particle, 1, TestType> ordered(slabs, &Particle::x);
-  Exchanger<Particle, 1, TestType> first(slabs, &Particle::x, any_order);
-  Exchanger<Particle, 1, TestType> second(slabs, &Particle::x, any_order);
+  domdec::ExchangerOptions in_order;
+  in_order.keep_sender_order = true;
+  REQUIRE_FALSE(domdec::ExchangerOptions{}.keep_sender_order);
+  Exchanger<Particle, 1, TestType> ordered(slabs, &Particle::x, in_order);
+  Exchanger<Particle, 1, TestType> first(slabs, &Particle::x);
+  Exchanger<Particle, 1, TestType> second(slabs, &Particle::x);
   auto a = particles_in_my_slab<Particle, std::vector<Particle>>(slabs, 800);
   auto b = a, c = a;
   auto by_id = [](std::vector<Particle> v) {

@@ -139,10 +139,12 @@ double shift_all(const boost::mpi::communicator& world, Exchanger& exchanger,
   exchanger.migrate(mine);
   const double mine_seconds = seconds_since(start);
   origin = (origin + p - 1) % p;  // now holding the lower neighbour's former particles
-  correct =
-      correct && mine.size() == n &&
-      mine.front().id == static_cast<std::int64_t>(origin) * static_cast<std::int64_t>(n) &&
-      mine.back().id == static_cast<std::int64_t>(origin + 1) * static_cast<std::int64_t>(n) - 1;
+  // Exactly that rank's n ids (ids are unique, so n of them in its range are all of them).
+  const auto first = static_cast<std::int64_t>(origin) * static_cast<std::int64_t>(n);
+  const auto end = first + static_cast<std::int64_t>(n);
+  correct = correct && mine.size() == n &&
+            std::all_of(mine.begin(), mine.end(),
+                        [&](const Particle& q) { return q.id >= first && q.id < end; });
   return boost::mpi::all_reduce(world, mine_seconds, boost::mpi::maximum<double>());
 }
 

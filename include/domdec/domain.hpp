@@ -148,6 +148,43 @@ class Domain {
     return {y, flip};
   }
 
+  /// Puts one particle back into the box by the rule of each axis, as apply_boundaries does
+  /// for a vector (see there), counting what it did in `counts`; flips the matching component
+  /// of `*velocity` on a reflection when `velocity` is not null. Returns true when the
+  /// particle left through an open side: the caller removes it (this does not touch it).
+  /// Made for one-pass loops, e.g. the `update` of Exchanger::migrate (on a box without open
+  /// sides, where nothing is removed).
+  template <class P>
+  bool apply_boundaries_to(P& p, const CoordinatesOf<P, Dim>& position,
+                           const CoordinatesOf<P, Dim>* velocity,
+                           BoundaryCounts& counts) const {
+    for (int a = 0; a < Dim; ++a) {
+      double& x = position.ref(p, a);
+      if (contains(x, a)) continue;  // the common case: nothing to do
+      // NaN and +-Inf stay as they are, on every kind of axis, for the Exchanger to report:
+      // a broken particle is an error, never a silent "wrapped" or "left the box".
+      if (!std::isfinite(x)) continue;
+      switch (boundary(a)) {
+        case Boundary::periodic: {
+          const double y = wrap(x, a);
+          if (y != x) ++counts.wrapped;
+          x = y;
+          break;
+        }
+        case Boundary::reflecting: {
+          const auto [y, flip] = reflect(x, a);
+          if (y != x) ++counts.reflected;
+          x = y;
+          if (flip && velocity != nullptr) velocity->ref(p, a) = -velocity->ref(p, a);
+          break;
+        }
+        case Boundary::open:
+          return true;  // finite and outside [lower, upper]
+      }
+    }
+    return false;
+  }
+
   /// Puts every particle back into the box by the rule of each axis: periodic axes wrap,
   /// reflecting axes mirror the position (the velocity is not touched by this overload), open
   /// axes remove the particle. Removal keeps the order of the others. Any overshoot is handled,
@@ -184,34 +221,7 @@ class Domain {
     std::size_t kept = 0;
     for (std::size_t i = 0; i < particles.size(); ++i) {
       P& p = particles[i];
-      bool leaves = false;
-      for (int a = 0; a < Dim; ++a) {
-        double& x = position.ref(p, a);
-        if (contains(x, a)) continue;  // the common case: nothing to do
-        // NaN and +-Inf stay as they are, on every kind of axis, for the Exchanger to report:
-        // a broken particle is an error, never a silent "wrapped" or "left the box".
-        if (!std::isfinite(x)) continue;
-        switch (boundary(a)) {
-          case Boundary::periodic: {
-            const double y = wrap(x, a);
-            if (y != x) ++counts.wrapped;
-            x = y;
-            break;
-          }
-          case Boundary::reflecting: {
-            const auto [y, flip] = reflect(x, a);
-            if (y != x) ++counts.reflected;
-            x = y;
-            if (flip && velocity != nullptr) velocity->ref(p, a) = -velocity->ref(p, a);
-            break;
-          }
-          case Boundary::open:
-            leaves = true;  // finite and outside [lower, upper]
-            break;
-        }
-        if (leaves) break;
-      }
-      if (leaves) {
+      if (apply_boundaries_to(p, position, velocity, counts)) {
         ++counts.removed;
         continue;
       }

@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include <array>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -39,10 +40,11 @@ struct ExchangerOptions {
   std::size_t max_message_bytes = std::size_t{1} << 30;
   /// Whether the particles that arrive from one rank keep the relative order they had there.
   /// Either way arrivals are grouped by source rank in ascending order, and the same input
-  /// gives the same order. Keeping it costs a second read of the leavers that the scan finds
-  /// from the back of the vector: about a fifth of a migration's time when half the
-  /// particles leave, nothing measurable below a tenth (docs/performance.md).
-  bool keep_sender_order = true;
+  /// gives the same order (so results stay reproducible). Off by default: keeping it costs a
+  /// second read of the leavers that the scan finds from the back of the vector, about a
+  /// fifth of a migration's time when half the particles leave, nothing measurable below a
+  /// tenth (docs/performance.md). Turn it on when arrivals must come in the sender's order.
+  bool keep_sender_order = false;
 };
 
 /// What the caller of `migrate` knows about the step in progress, so that an error names it
@@ -102,8 +104,8 @@ inline constexpr bool is_migrate_context_v =
 ///    message) and receives one from each; far motion: an alltoall of flags finds who sends to
 ///    whom, then streams go straight to their owners. Either way every particle is delivered
 ///    in this call, however far it went;
-/// 4. arrivals are appended in ascending order of source rank, each in its sender's order
-///    (unless ExchangerOptions::keep_sender_order is false: then in a deterministic order).
+/// 4. arrivals are appended in ascending order of source rank, those of one source in a
+///    deterministic order (the sender's order when ExchangerOptions::keep_sender_order is on).
 ///
 /// Steady state allocates nothing: buckets and request lists keep their capacity, arrivals are
 /// received straight into the particle vector (which grows only past its capacity). Any
@@ -190,7 +192,10 @@ class Exchanger : private TransportRequirements<P, Transport> {
     return migrate(particles, std::forward<Update>(update), no_context_);
   }
 
-  /// The general form: a pass with `update`, and the caller's `context`.
+  /// The general form: a pass with `update`, and the caller's `context`. A caller that runs
+  /// its own user's code inside `update` may set `context.failure` before letting an
+  /// exception out of it: the message then reads as a failure before migrate, with the text of
+  /// that exception (the Driver does this, so its messages do not depend on how it ran).
   template <class Alloc, class Update>
   MigrationStats migrate(std::vector<P, Alloc>& particles, Update&& update,
                          const MigrateContext<P>& context) {
@@ -209,11 +214,14 @@ class Exchanger : private TransportRequirements<P, Transport> {
     first_invalid_ = -1;
     invalid_count_ = 0;
     if (!failure) {
+      const auto pass_start = std::chrono::steady_clock::now();
       try {
         far = sort_out_leavers(particles, update);
       } catch (...) {
         failure = std::current_exception();
       }
+      stats.pass_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - pass_start).count();
     }
 
     // 2. One allreduce: anyone far? anyone invalid? anyone failed? The last two are encoded
