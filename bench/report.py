@@ -626,10 +626,22 @@ These changes were made to meet the targets above; each is a separate commit wit
   tends to half of typed, and falls short of it at 240 MB. Inside `migrate` both transports
   copy the leavers once into a send buffer, so there a bitwise-serializable particle costs
   the same either way (section 2).
-- **Not changed: the allreduce.** domdec makes one `MPI_Allreduce` of two integers per
-  migrate so that any displacement is delivered and an invalid particle stops every rank
-  together; the hand-written code has no such check. At small N on two ranks that latency
-  (and Open MPI's allocation inside it, section 4) is most of the difference that remains.
+- **Not changed: the allreduce.** domdec makes one `MPI_Allreduce` of three integers per
+  migrate so that any displacement is delivered, an invalid particle stops every rank
+  together and a rank's failure reaches every rank; the hand-written code has no such check.
+  At small N on two ranks that latency (and Open MPI's allocation inside it, section 4) is
+  most of the difference that remains.
+- **Tried and not kept: the Driver in one pass.** The `Driver` (docs/driver.md) runs the
+  user's functor, `Domain::apply_boundaries` and `migrate` as three loops. A version that put
+  the functor, its NaN check and the boundary rule (`Domain::apply_boundaries_to`, one
+  particle) into migrate's `update` gave bit-identical results but was *slower* on the demo
+  at 2 ranks: loop time 0.45 s against 0.33 s for 10^6 particles and 300 steps (1.38×, two
+  interleaved pairs), 0.71–0.97 s against 0.58–0.88 s at 10^7 and 30-40 steps, 2.23 s
+  against 1.90 s with Brownian noise (`particle_box --passes one|three`, since removed). perf
+  put the time in the one loop body, which does not vectorize and reloads the Driver's
+  generic state (coordinate offsets, each axis's rule) per particle, while the demo's
+  three short loops do vectorize. Hand-specialised updates, as in section 1's **typed**, do
+  gain from one pass; the generic Driver did not, so it stays at three passes.
 """
 
 RERUN = """\

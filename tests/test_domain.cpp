@@ -137,3 +137,39 @@ TEST_CASE("apply_boundaries wraps, reflects with the velocity, and removes and c
     CHECK(box.contains(ps[0].r));
   }
 }
+
+TEST_CASE("apply_boundaries_to puts one particle back as apply_boundaries does, removing none",
+          "[domain]") {
+  const Domain<2> box({0.0, 0.0}, {1.0, 1.0}, {Boundary::reflecting, Boundary::open});
+  struct P2 {
+    std::array<double, 2> r;
+    std::array<double, 2> v;
+  };
+  const std::vector<P2> start{{{1.25, 0.5}, {1, 1}},     // reflected on x, v_x flips
+                              {{0.5, 0.5}, {1, 1}},      // inside: untouched
+                              {{-3.5, 0.5}, {1, 1}},     // folded over several box lengths
+                              {{0.5, 1.5}, {1, 1}},      // leaves through the open side
+                              {{std::nan(""), 0.5}, {1, 1}}};  // left for migrate to report
+  std::vector<P2> one_by_one = start, whole = start;
+  domdec::BoundaryCounts counts;
+  std::vector<bool> leaves;
+  for (P2& p : one_by_one) leaves.push_back(box.apply_boundaries_to(p, &P2::r, &P2::v, counts));
+  const domdec::BoundaryCounts expected = box.apply_boundaries(whole, &P2::r, &P2::v);
+  CHECK(leaves == std::vector<bool>{false, false, false, true, false});
+  CHECK(counts.reflected == expected.reflected);
+  CHECK(counts.reflected == 2);
+  CHECK(counts.removed == 0);  // the caller's to count and remove
+  REQUIRE(one_by_one.size() == 5);  // nothing was removed
+  REQUIRE(whole.size() == 4);
+  for (std::size_t i : {0u, 1u, 2u}) {
+    CHECK(one_by_one[i].r == whole[i].r);
+    CHECK(one_by_one[i].v == whole[i].v);
+  }
+  CHECK(std::isnan(one_by_one[4].r[0]));
+  // Without a velocity only positions change.
+  P2 q{{1.25, 0.5}, {1, 1}};
+  domdec::BoundaryCounts position_only;
+  CHECK_FALSE(box.apply_boundaries_to(q, &P2::r, position_only));
+  CHECK(q.r[0] == Approx(0.75));
+  CHECK(q.v[0] == 1.0);
+}

@@ -59,7 +59,6 @@ struct Settings {
   double diffusion = 0.0;
   std::int64_t check_every = 100;
   bool check_positions = true;
-  bool one_pass = true;
   double progress_seconds = 1.0;
   std::int64_t snapshot_every = 0;  // 0: steps / 10
   std::int64_t snapshot_particles = 10000;
@@ -92,9 +91,6 @@ usage: mpirun -np P particle_box [options]
   --check-every K       conservation check every K steps (default 100)
   --check-positions on|off  check every new position for NaN/Inf in the propagation loop, so
                         an error can say where the particle was before (default on)
-  --passes one|three    one: propagate, walls and migrate's sorting in one pass over the
-                        particles; three: one after the other (default one; the results are
-                        the same bit for bit; allgather always takes three)
   --progress-seconds T  at most one progress line every T seconds (default 1)
   --snapshot-every K    with --output: a snapshot every K steps (default steps / 10)
   --snapshot-particles M  with --output: snapshots hold particles with id < M (default 10000)
@@ -190,8 +186,6 @@ Settings parse(int argc, char* argv[]) {
       s.check_every = parse_count(flag, value(), 1);
     } else if (flag == "--check-positions") {
       s.check_positions = parse_choice(flag, value(), {"on", "off"}) == "on";
-    } else if (flag == "--passes") {
-      s.one_pass = parse_choice(flag, value(), {"one", "three"}) == "one";
     } else if (flag == "--progress-seconds") {
       s.progress_seconds = parse_number(flag, value(), 0.0, true);
     } else if (flag == "--snapshot-every") {
@@ -347,7 +341,6 @@ void simulate(const boost::mpi::communicator& world, const Settings& s) {
   domdec::DriverOptions options;
   options.check_every = s.check_every;
   options.check_positions = s.check_positions;
-  options.one_pass = s.one_pass;
   options.quiet = s.quiet;
   options.progress_seconds = s.progress_seconds;
   domdec::Driver driver(migrator, &Particle::v, options);  // reflections flip v

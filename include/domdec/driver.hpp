@@ -71,15 +71,6 @@ struct DriverOptions {
   /// about 0.3-0.6 ns per particle and step: 1.5-2 times the Propagate time of a functor as
   /// trivial as the demo's `x += v dt` (docs/driver.md: measured); heavier physics hides it.
   bool check_positions = true;
-  /// Run propagate, the boundary rules and migrate's sorting in one pass over the particles
-  /// (Exchanger::migrate with an `update`), instead of three: each particle is read and
-  /// written once per step instead of three times, which is what memory-bound steps cost
-  /// (docs/driver.md: measured). Taken when the functor is per-particle, no axis is open
-  /// (a pass cannot remove particles) and the migrator has that overload (Exchanger; not
-  /// AllgatherExchanger); otherwise the Driver runs the three passes. Same results either way,
-  /// bit for bit, and the same errors; the summary's Propagate row then also holds the
-  /// boundary rules and the sorting (its Boundary row is 0).
-  bool one_pass = true;
 };
 
 /// What an observer is told about the state it is looking at.
@@ -108,13 +99,6 @@ struct takes_migrate_context<M, std::void_t<decltype(std::declval<M&>().migrate(
                                     std::declval<std::vector<typename M::Particle>&>(),
                                     std::declval<const MigrateContext<typename M::Particle>&>()))>>
     : std::true_type {};
-template <class M, class = void>
-struct migrates_with_update : std::false_type {};
-template <class M>
-struct migrates_with_update<
-    M, std::void_t<decltype(std::declval<M&>().migrate(
-           std::declval<std::vector<typename M::Particle>&>(), std::declval<NoUpdate&>(),
-           std::declval<const MigrateContext<typename M::Particle>&>()))>> : std::true_type {};
 }  // namespace detail
 
 /// Runs the step loop of a particle simulation over a migrator — an `Exchanger` (particles go
@@ -133,8 +117,6 @@ struct migrates_with_update<
 ///      and id checksum must equal those at the start of the run minus what left through open
 ///      sides; progress line on rank 0;
 ///   5. observers due at s (the user's output), see observe().
-/// Steps 1-3 run in one pass over the particles where they can (DriverOptions::one_pass):
-/// the functor, the boundary rule and migrate's sorting, particle by particle.
 ///
 /// Errors — every path ends with every rank throwing the same exception with the same message,
 /// in the same step; no rank is left waiting in a collective:
@@ -164,10 +146,9 @@ struct migrates_with_update<
 /// - an MPI failure (CommunicationError) or std::bad_alloc happens on one rank only and is not
 ///   shared: abort the job (docs/reliability.md).
 /// After an exception the Driver can run again; step() is the last completed step. The rank
-/// whose functor threw keeps its particles as the functor left them (in one-pass mode: those
-/// it reached propagated and put back in the box, the others not); every other rank's vector
-/// holds its particles after that step's propagation and boundary rule, in their order before
-/// the step (nothing was migrated).
+/// whose functor threw keeps its particles as the functor left them; every other rank's
+/// vector holds its particles after that step's propagation and boundary rule (nothing was
+/// migrated).
 ///
 /// Steady state allocates nothing: the loop reuses the migrator's buffers, the checks reduce
 /// fixed arrays, progress lines are formatted into a fixed buffer.
@@ -230,10 +211,6 @@ class Driver {
     printed_progress_ = false;
     per_particle_ = !std::is_invocable_v<Propagate&, std::vector<P>&, std::int64_t>;
     checked_positions_ = options_.check_positions;
-    constexpr bool can_take_one_pass =
-        detail::migrates_with_update<Migrator>::value &&
-        (std::is_invocable_v<Propagate&, P&, std::int64_t> || std::is_invocable_v<Propagate&, P&>);
-    one_pass_ = can_take_one_pass && options_.one_pass && !has_open_axis();
     context_.explain = [this](const P& p, std::size_t index) { return explain(p, index); };
     const Clock::time_point start = Clock::now();
     run_start_ = start;
@@ -255,27 +232,14 @@ class Driver {
       context_.step = s;
       context_.failure = nullptr;
       non_finite_.count = 0;
-      Clock::time_point t1, t2, t3;
-      if constexpr (can_take_one_pass) {
-        if (one_pass_) {
-          const double pass = migrate_in_one_pass(particles, s, propagate);
-          t3 = Clock::now();
-          // The pass is the Propagate section (it includes the boundary rules and sorting
-          // out the leavers); the rest of migrate, the communication, is Migrate.
-          t1 = t2 = std::min(t3, t0 + std::chrono::duration_cast<Clock::duration>(
-                                          std::chrono::duration<double>(pass)));
-        }
-      }
-      if (!one_pass_) {
-        propagate_guarded(particles, s, propagate);
-        t1 = Clock::now();
-        // A rank whose functor threw keeps its particles as the functor left them; it still
-        // migrates, which is where every rank learns of the failure.
-        if (!context_.failure) apply_boundaries_guarded(particles);
-        t2 = Clock::now();
-        migrate_step(particles);
-        t3 = Clock::now();
-      }
+      propagate_guarded(particles, s, propagate);
+      const Clock::time_point t1 = Clock::now();
+      // A rank whose functor threw keeps its particles as the functor left them; it still
+      // migrates, which is where every rank learns of the failure.
+      if (!context_.failure) apply_boundaries_guarded(particles);
+      const Clock::time_point t2 = Clock::now();
+      migrate_step(particles);
+      const Clock::time_point t3 = Clock::now();
       const bool observe_now = observers_due(s);
       const bool full_check = s % options_.check_every == 0 || s == last;
       if (full_check || observe_now) check(particles, s, full_check);
@@ -639,52 +603,6 @@ class Driver {
     }
   }
 
-  // Steps 1-3 in one pass (DriverOptions::one_pass): migrate calls `update` on every particle,
-  // which runs the functor, checks the new position as propagate_each does (one particle at a
-  // time) and applies the boundary rule. An exception from the functor is handed on as in the
-  // three passes (hand_on sets context_.failure, so migrate reports it as a failure before
-  // migrate, with the same message) and stops the pass. Returns the seconds of the pass.
-  template <class Propagate>
-  double migrate_in_one_pass(std::vector<P>& particles, std::int64_t s, Propagate& propagate) {
-    const Domain<dimension>& box = decomposition().domain();
-    const Coordinates<P, dimension> position = migrator_->position();
-    const Coordinates<P, dimension>* const velocity = velocity_ ? &*velocity_ : nullptr;
-    const P* const base = particles.data();
-    const bool check = checked_positions_;
-    BoundaryCounts counts;
-    auto update = [&, s](P& p) {
-      Vector before{};
-      if (check) before = position.get(p);
-      try {
-        if constexpr (std::is_invocable_v<Propagate&, P&, std::int64_t>) {
-          propagate(p, s);
-        } else {
-          propagate(p);
-        }
-      } catch (...) {
-        hand_on("the propagation functor");
-        std::rethrow_exception(context_.failure);
-      }
-      if (check) {
-        std::uint64_t flags = 0;
-        for (std::size_t a = 0; a < dims; ++a)
-          flags |= non_finite_bit(position.get(p, static_cast<int>(a)));
-        if ((flags >> 63) != 0) note_non_finite(p, static_cast<std::size_t>(&p - base), before);
-      }
-      box.apply_boundaries_to(p, position, velocity, counts);
-    };
-    MigrationStats stats;
-    try {
-      stats = migrator_->migrate(particles, update, context_);
-    } catch (const Error& e) {
-      run_.boundary += counts;
-      if (typeid(e) != typeid(Error)) throw;
-      throw RunError(e.what());
-    }
-    run_.boundary += counts;
-    return stats.pass_seconds;
-  }
-
   // Collective: the global tally (count and, when `with_ids`, checksum), the removed tally
   // and the min/max particles per rank, in two allreduces. The id function is user code: if it
   // throws on some rank, every rank throws RunError here.
@@ -844,7 +762,6 @@ class Driver {
     out.checks = run_.checks;
     out.count_checks = run_.count_checks;
     out.ids_checked = ids_known();
-    out.one_pass = one_pass_;
 
     // Per rank: the sections (with "other" = loop - the rest), loop, set-up, particles,
     // messages, bytes; reduced by min, max and sum.
@@ -906,7 +823,6 @@ class Driver {
   std::int64_t last_full_check_ = 0;  // last full check that passed (count and ids)
   IdTally reference_;
   IdTally removed_;            // this rank's particles that left through open sides during the run
-  bool one_pass_ = false;  // this run takes steps 1-3 in one pass (DriverOptions::one_pass)
   MigrateContext<P> context_;  // handed to every migrate: step, failure, explain
   NonFinite non_finite_;       // this step's first particle made non-finite by the functor
   bool per_particle_ = true;   // the functor of the current run is called per particle

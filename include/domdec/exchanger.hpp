@@ -5,7 +5,6 @@
 #include <mpi.h>
 
 #include <array>
-#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -192,10 +191,7 @@ class Exchanger : private TransportRequirements<P, Transport> {
     return migrate(particles, std::forward<Update>(update), no_context_);
   }
 
-  /// The general form: a pass with `update`, and the caller's `context`. A caller that runs
-  /// its own user's code inside `update` may set `context.failure` before letting an
-  /// exception out of it: the message then reads as a failure before migrate, with the text of
-  /// that exception (the Driver does this, so its messages do not depend on how it ran).
+  /// The general form: a pass with `update`, and the caller's `context`.
   template <class Alloc, class Update>
   MigrationStats migrate(std::vector<P, Alloc>& particles, Update&& update,
                          const MigrateContext<P>& context) {
@@ -214,14 +210,11 @@ class Exchanger : private TransportRequirements<P, Transport> {
     first_invalid_ = -1;
     invalid_count_ = 0;
     if (!failure) {
-      const auto pass_start = std::chrono::steady_clock::now();
       try {
         far = sort_out_leavers(particles, update);
       } catch (...) {
         failure = std::current_exception();
       }
-      stats.pass_seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - pass_start).count();
     }
 
     // 2. One allreduce: anyone far? anyone invalid? anyone failed? The last two are encoded

@@ -22,9 +22,6 @@ struct MigrationStats {
   std::size_t collectives = 0;
   /// Calls in which some particle, on some rank, went further than a neighbouring slab.
   std::size_t general_path_calls = 0;
-  /// Wall-clock seconds of the local pass before any communication: calling `update` (when
-  /// migrate was given one), sorting out the leavers and packing them.
-  double pass_seconds = 0.0;
 
   MigrationStats& operator+=(const MigrationStats& o) noexcept {
     calls += o.calls;
@@ -36,7 +33,6 @@ struct MigrationStats {
     bytes_received += o.bytes_received;
     collectives += o.collectives;
     general_path_calls += o.general_path_calls;
-    pass_seconds += o.pass_seconds;
     return *this;
   }
 };

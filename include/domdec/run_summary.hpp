@@ -66,9 +66,6 @@ struct RunSummary {
   std::int64_t count_checks = 0;  ///< count-only checks (at observer steps between full ones)
   std::int64_t check_every = 0;   ///< the check interval in steps
   bool ids_checked = false;       ///< the checks compared an id checksum, not only counts
-  /// Propagate, boundary rules and migrate's sorting ran in one pass over the particles
-  /// (DriverOptions::one_pass): the Propagate row holds all three, the Boundary row is 0.
-  bool one_pass = false;
 
   double steps_per_second() const noexcept {
     return loop_seconds > 0.0 ? static_cast<double>(steps) / loop_seconds : 0.0;
@@ -109,10 +106,6 @@ struct RunSummary {
       const OverRanks& t = sections[s];
       line(out, "%-9s | %-10.4g | %-10.4g | %-10.4g | %6.2f\n", section_name(s), t.min, t.avg,
            t.max, base > 0.0 ? 100.0 * t.avg / base : 0.0);
-    }
-    if (one_pass) {
-      out += "(one pass: Propagate includes the boundary rules and migrate's sorting out of the "
-             "leavers; Migrate is the communication)\n";
     }
     line(out, "\nParticles per proc: min %.0f avg %.1f max %.0f (imbalance %.2f %%)\n",
          particles_per_rank.min, particles_per_rank.avg, particles_per_rank.max,
