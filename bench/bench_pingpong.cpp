@@ -178,7 +178,7 @@ int main(int argc, char* argv[]) {
   for (double size : options.numbers("sizes", "1e3,1e4,1e5,1e6,1e7")) {
     const auto n = static_cast<std::int64_t>(size);
     const double bytes = static_cast<double>(n) * sizeof(bench::Particle);
-    const int trips = static_cast<int>(std::max(3.0, std::min(1000.0, 2e8 / std::max(bytes, 1.0))));
+    const int trips = static_cast<int>(std::max(3.0, std::min(1000.0, 1e9 / std::max(bytes, 1.0))));
     std::vector<std::unique_ptr<Variant>> variants;
     for (const auto& name : names) variants.push_back(make_variant(name, n));
     for (auto& v : variants) v->round_trip();  // warm-up

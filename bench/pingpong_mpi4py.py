@@ -100,7 +100,7 @@ def main():
     for size in (float(s) for s in args.sizes.split(",")):
         n = int(size)
         nbytes = n * PARTICLE.itemsize
-        trips = int(max(3, min(1000, 2e8 / max(nbytes, 1))))
+        trips = int(max(3, min(1000, 1e9 / max(nbytes, 1))))
         variants = [Buffers(comm, n), Pickled(comm, n)]
         for v in variants:
             v.round_trip()  # warm-up

@@ -328,12 +328,11 @@ class Exchanger : private TransportRequirements<P, Transport> {
     // own pointers and the bounds, which the compiler would then reload for every particle.
     P* const data = particles.data();
 
-    // Updates particle k and returns its owner; `me` for the particles that stay, and for
+    // The owner of particle k, already updated; `me` for the particles that stay, and for
     // invalid ones (recorded: they stay where they are until the error is raised).
-    auto destination = [&update, &far, &d, this, data, position, axis, me, lower, upper,
-                        below_lower, above_upper, below, above](std::size_t k) -> int {
-      P& p = data[k];
-      update(p);
+    auto owner_of = [&far, &d, this, data, position, axis, me, lower, upper, below_lower,
+                     above_upper, below, above](std::size_t k) -> int {
+      const P& p = data[k];
       const double x = position.get(p, axis);
       const bool across = inside_across(p, position, axis);  // free in 1-D
       if (x >= lower && across) {
@@ -352,6 +351,16 @@ class Exchanger : private TransportRequirements<P, Transport> {
       far = far || (owner != me && owner != below && owner != above);
       return owner;  // == me cannot happen with consistent cuts; the particle then stays
     };
+    auto destination = [&update, &owner_of, data](std::size_t k) -> int {
+      update(data[k]);
+      return owner_of(k);
+    };
+    // The coordinate along the axis, read at a fixed byte offset: no scalar-or-array branch
+    // in the loop over the stayers below.
+    const std::ptrdiff_t axis_offset =
+        particles.empty() ? 0
+                          : reinterpret_cast<const char*>(&position.ref(data[0], axis)) -
+                                reinterpret_cast<const char*>(data);
 
     const bool in_order = options_.keep_sender_order;
     std::size_t i = 0, end = particles.size();
@@ -370,8 +379,20 @@ class Exchanger : private TransportRequirements<P, Transport> {
       }
     } guard{kept_, i, back_leavers_};
     while (i < end) {
-      const int owner = destination(i);
-      if (owner == me) {
+      // The common case, particles that stay, in a loop of its own: few live values, so they
+      // stay in registers. (With every case in one loop g++ kept the bounds and cursors on
+      // the stack and tested the scalar-or-array coordinate per particle: bench_step's typed
+      // step went from 0.71-0.80x the hand-written one to 0.89-1.08x with this loop.)
+      for (; i < end; ++i) {
+        P& p = data[i];
+        update(p);
+        const double x = *reinterpret_cast<const double*>(reinterpret_cast<const char*>(&p) +
+                                                          axis_offset);
+        if (!(x >= lower && x < upper && inside_across(p, position, axis))) break;
+      }
+      if (i == end) break;
+      const int owner = owner_of(i);  // updated above
+      if (owner == me) {  // invalid (recorded), or a stayer after all: it stays
         ++i;
         continue;
       }
