@@ -138,6 +138,29 @@ TEST_CASE("apply_boundaries wraps, reflects with the velocity, and removes and c
   }
 }
 
+TEST_CASE("apply_boundaries on an open box keeps exactly the particles inside, in their order",
+          "[domain]") {
+  const Domain<1> box({0.0}, {1.0}, Boundary::open);
+  std::vector<Particle> ps;
+  for (std::int64_t id = 0; id < 1000; ++id) {
+    double x = -0.5 + 2.0 * static_cast<double>((id * 7919) % 1000) / 1000.0;  // [-0.5, 1.5)
+    if (id % 97 == 0) x = 1.0;                                // exactly on the closed upper wall
+    if (id % 101 == 0) x = 0.0;                               // and the lower one
+    if (id % 89 == 0) x = std::nextafter(1.0, 2.0);          // one ulp outside
+    if (id % 211 == 0) x = std::numeric_limits<double>::quiet_NaN();  // left for migrate
+    ps.push_back({id, x, 0.0});
+  }
+  std::vector<std::int64_t> expected;
+  for (const Particle& p : ps)
+    if ((p.x >= 0.0 && p.x <= 1.0) || std::isnan(p.x)) expected.push_back(p.id);
+  const auto counts = box.apply_boundaries(ps, &Particle::x);
+  std::vector<std::int64_t> kept;
+  for (const Particle& p : ps) kept.push_back(p.id);
+  CHECK(kept == expected);
+  CHECK(counts.removed == 1000 - expected.size());
+  CHECK(counts.removed > 0);
+}
+
 TEST_CASE("apply_boundaries_to puts one particle back as apply_boundaries does, removing none",
           "[domain]") {
   const Domain<2> box({0.0, 0.0}, {1.0, 1.0}, {Boundary::reflecting, Boundary::open});

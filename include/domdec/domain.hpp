@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -243,15 +244,48 @@ class Domain {
   BoundaryCounts apply(std::vector<P, Alloc>& particles, const Coordinates<P, Dim>& position,
                        const Coordinates<P, Dim>* velocity) const {
     BoundaryCounts counts;
-    std::size_t kept = 0;
-    for (std::size_t i = 0; i < particles.size(); ++i) {
-      P& p = particles[i];
-      if (!inside(p, position) && put_back<P>(p, position, velocity, counts)) {
+    const std::size_t n = particles.size();
+    if (n == 0) return counts;
+    P* const data = particles.data();
+    // The box test in local copies, one half-open [lower, end) per axis (a closed upper side
+    // ends at the next double up), with each coordinate at a fixed byte offset: the stores to
+    // the particles cannot alias locals, so the loop keeps them in registers instead of
+    // reloading the box and testing the rule and the member's kind for every particle.
+    std::array<double, Dim> lower{}, end{};
+    std::array<std::ptrdiff_t, Dim> offset{};
+    for (int a = 0; a < Dim; ++a) {
+      const std::size_t k = idx(a);
+      lower[k] = lower_[k];
+      end[k] = boundary(a) == Boundary::periodic
+                   ? upper_[k]
+                   : std::nextafter(upper_[k], std::numeric_limits<double>::infinity());
+      offset[k] = reinterpret_cast<const char*>(&position.ref(data[0], a)) -
+                  reinterpret_cast<const char*>(data);
+    }
+    auto in_box = [&lower, &end, &offset](const P& p) {
+      bool in = true;
+      for (std::size_t k = 0; k < static_cast<std::size_t>(Dim); ++k) {
+        const double x = *reinterpret_cast<const double*>(reinterpret_cast<const char*>(&p) +
+                                                          offset[k]);
+        in = in && x >= lower[k] && x < end[k];  // false for NaN: put_back leaves it alone
+      }
+      return in;
+    };
+    // Until the first removal nothing moves: no compaction in this loop.
+    std::size_t i = 0;
+    for (; i < n; ++i) {
+      if (!in_box(data[i]) && put_back<P>(data[i], position, velocity, counts)) break;
+    }
+    if (i == n) return counts;
+    ++counts.removed;
+    std::size_t kept = i;
+    for (++i; i < n; ++i) {
+      P& p = data[i];
+      if (!in_box(p) && put_back<P>(p, position, velocity, counts)) {
         ++counts.removed;
         continue;
       }
-      if (kept != i) particles[kept] = std::move(p);
-      ++kept;
+      data[kept++] = std::move(p);
     }
     particles.erase(particles.begin() + static_cast<std::ptrdiff_t>(kept), particles.end());
     return counts;
