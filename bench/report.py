@@ -580,10 +580,11 @@ class Report:
 MISSES = """\
 Written by hand from the runs of 2026-12-02 (the table above is this run's).
 
-- **Migration at 50 % crossing, about 1.2× hand** (1.24× and 1.25× at 10^6 and 10^7 in the run
-  of this page; 1.21-1.27× in four further side-by-side runs of `bench_migrate --sizes 1e6,1e7
-  --fractions 0.01,0.5 --variants hand,typed`; an earlier machine of this kind measured
-  1.03-1.08×). At 1 % crossing, the motion of a real step, domdec is 1.02-1.16×. What the
+- **Migration at 50 % crossing, about 1.2× hand** (1.23× and 1.27× at 10^6 and 10^7 in the run
+  of this page, 1.24× and 1.25× in the run before it; 1.21-1.27× in four further side-by-side
+  runs of `bench_migrate --sizes 1e6,1e7 --fractions 0.01,0.5 --variants hand,typed`; an
+  earlier machine of this kind measured 1.03-1.08×). At 1 % crossing, the motion of a real
+  step, domdec is 1.02-1.16×. What the
   difference pays for, per leaver: a `push_back` into the owner's bucket (a size and capacity
   check through memory, where the hand-written code keeps a raw array's counter in a
   register), and per hole filled a swap of two particles plus two bits in the swap bitmap.
@@ -593,12 +594,12 @@ Written by hand from the runs of 2026-12-02 (the table above is this run's).
   reserved for the worst case (every particle leaving), which the memory target rules out.
   Left as it is: a trade of a fifth of the time of a rare, extreme migration for the
   guarantee.
-- **Serialized bandwidth, 0.43× typed at 24 MB, 0.26× at 240 MB** (0.32× and 0.25× in an
-  earlier run of the same day). The serialized transport must copy the particles into its
+- **Serialized bandwidth, 0.44× typed at 24 MB, 0.23× at 240 MB** (0.43× and 0.26×, and 0.32×
+  and 0.25×, in two earlier runs of the same day). The serialized transport must copy the particles into its
   byte buffer before MPI copies them again; typed hands MPI the particles where they are. At
-  24 MB in this run typed took 1.42 ms one way and serialized 3.31 ms: the extra 1.9 ms is
-  the packing copy, 12.7 GB/s. Half of typed's bandwidth would need that copy to run at
-  typed's own 16.9 GB/s, faster than one core copies memory that does not fit in its cache
+  24 MB in this run typed took 1.51 ms one way and serialized 3.41 ms: the extra 1.9 ms is
+  the packing copy, 12.6 GB/s. Half of typed's bandwidth would need that copy to run at
+  typed's own 15.9 GB/s, faster than one core copies memory that does not fit in its cache
   here; no serializer that copies can get there. Bitwise-serializable particles already
   travel as plain bytes and are received straight into the vector (no per-element calls);
   the only faster serialized path is not to serialize: send them typed.
