@@ -127,7 +127,8 @@ template <class P>
 void sweep(const bench::Options& options, const char* particle) {
   const int ranks = bench::size_of();
   const int reps = static_cast<int>(options.number("reps", 7));
-  const auto names = options.words("variants", "hand,typed,typed-sender-order,typed-std,serialized");
+  const auto names =
+      options.words("variants", "hand,typed,typed-sender-order,typed-std,serialized");
   for (double size : options.numbers("sizes", "1e6")) {
     const auto n = static_cast<std::int64_t>(size);
     for (double fraction : options.numbers("fractions", "0.001,0.01,0.1,0.5")) {

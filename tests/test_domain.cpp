@@ -138,6 +138,20 @@ TEST_CASE("apply_boundaries wraps, reflects with the velocity, and removes and c
   }
 }
 
+TEST_CASE("a coordinate read at its byte offset is the one get() reads, scalar or array",
+          "[domain]") {
+  const domdec::Coordinates<Particle, 1> x(&Particle::x);
+  const domdec::Coordinates<Particle3, 3> r(&Particle3::r);
+  const Particle p{7, 0.25, -1.5};
+  Particle3 q;
+  q.r = {1.0, 2.0, 3.0};
+  CHECK(domdec::Coordinates<Particle, 1>::at(p, x.byte_offset(p, 0)) == x.get(p, 0));
+  for (int a = 0; a < 3; ++a)
+    CHECK(domdec::Coordinates<Particle3, 3>::at(q, r.byte_offset(q, a)) == r.get(q, a));
+  const Particle other{8, 0.75, 0.0};  // the offset is the same for every particle
+  CHECK(domdec::Coordinates<Particle, 1>::at(other, x.byte_offset(p, 0)) == 0.75);
+}
+
 TEST_CASE("apply_boundaries on an open box keeps exactly the particles inside, in their order",
           "[domain]") {
   const Domain<1> box({0.0}, {1.0}, Boundary::open);

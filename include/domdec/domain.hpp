@@ -154,7 +154,10 @@ class Domain {
   /// is the caller's to count). Returns true when the particle left through an open side: the
   /// caller removes it (this does not touch it). For one-pass loops, e.g. the `update` of
   /// Exchanger::migrate on a box without open sides:
-  ///   exchanger.migrate(v, [&](P& p) { p.x += p.v * dt; box.apply_boundaries_to(p, &P::x, counts); })
+  ///   exchanger.migrate(v, [&](P& p) {
+  ///     p.x += p.v * dt;
+  ///     box.apply_boundaries_to(p, &P::x, counts);
+  ///   });
   template <class P>
   bool apply_boundaries_to(P& p, const CoordinatesOf<P, Dim>& position,
                            BoundaryCounts& counts) const {
@@ -259,14 +262,12 @@ class Domain {
       end[k] = boundary(a) == Boundary::periodic
                    ? upper_[k]
                    : std::nextafter(upper_[k], std::numeric_limits<double>::infinity());
-      offset[k] = reinterpret_cast<const char*>(&position.ref(data[0], a)) -
-                  reinterpret_cast<const char*>(data);
+      offset[k] = position.byte_offset(data[0], a);
     }
     auto in_box = [&lower, &end, &offset](const P& p) {
       bool in = true;
       for (std::size_t k = 0; k < static_cast<std::size_t>(Dim); ++k) {
-        const double x = *reinterpret_cast<const double*>(reinterpret_cast<const char*>(&p) +
-                                                          offset[k]);
+        const double x = Coordinates<P, Dim>::at(p, offset[k]);
         in = in && x >= lower[k] && x < end[k];  // false for NaN: put_back leaves it alone
       }
       return in;

@@ -419,11 +419,8 @@ class Driver {
       return;
     }
     std::array<std::ptrdiff_t, dims> offset{};
-    for (std::size_t a = 0; a < dims; ++a) {
-      offset[a] =
-          reinterpret_cast<const char*>(&migrator_->position().ref(data[0], static_cast<int>(a))) -
-          reinterpret_cast<const char*>(&data[0]);
-    }
+    for (std::size_t a = 0; a < dims; ++a)
+      offset[a] = migrator_->position().byte_offset(data[0], static_cast<int>(a));
     std::array<double, block * dims> before;
     for (std::size_t start = 0; start < n; start += block) {
       P* const b = data + start;
@@ -448,7 +445,7 @@ class Driver {
   }
 
   static double coordinate(const P& p, std::ptrdiff_t offset) noexcept {
-    return *reinterpret_cast<const double*>(reinterpret_cast<const char*>(&p) + offset);
+    return Coordinates<P, dimension>::at(p, offset);
   }
 
   // Bit 63 is set exactly when x is NaN or infinite (all exponent bits set: adding one to the

@@ -330,7 +330,7 @@ class Exchanger : private TransportRequirements<P, Transport> {
 
     // The owner of particle k, already updated; `me` for the particles that stay, and for
     // invalid ones (recorded: they stay where they are until the error is raised).
-    auto owner_of = [&far, &d, this, data, position, axis, me, lower, upper, below_lower,
+    auto owner_after_update = [&far, &d, this, data, position, axis, me, lower, upper, below_lower,
                      above_upper, below, above](std::size_t k) -> int {
       const P& p = data[k];
       const double x = position.get(p, axis);
@@ -351,16 +351,14 @@ class Exchanger : private TransportRequirements<P, Transport> {
       far = far || (owner != me && owner != below && owner != above);
       return owner;  // == me cannot happen with consistent cuts; the particle then stays
     };
-    auto destination = [&update, &owner_of, data](std::size_t k) -> int {
+    auto destination = [&update, &owner_after_update, data](std::size_t k) -> int {
       update(data[k]);
-      return owner_of(k);
+      return owner_after_update(k);
     };
     // The coordinate along the axis, read at a fixed byte offset: no scalar-or-array branch
     // in the loop over the stayers below.
     const std::ptrdiff_t axis_offset =
-        particles.empty() ? 0
-                          : reinterpret_cast<const char*>(&position.ref(data[0], axis)) -
-                                reinterpret_cast<const char*>(data);
+        particles.empty() ? 0 : position.byte_offset(data[0], axis);
 
     const bool in_order = options_.keep_sender_order;
     std::size_t i = 0, end = particles.size();
@@ -386,12 +384,11 @@ class Exchanger : private TransportRequirements<P, Transport> {
       for (; i < end; ++i) {
         P& p = data[i];
         update(p);
-        const double x = *reinterpret_cast<const double*>(reinterpret_cast<const char*>(&p) +
-                                                          axis_offset);
+        const double x = Coordinates<P, Dim>::at(p, axis_offset);
         if (!(x >= lower && x < upper && inside_across(p, position, axis))) break;
       }
       if (i == end) break;
-      const int owner = owner_of(i);  // updated above
+      const int owner = owner_after_update(i);  // updated above
       if (owner == me) {  // invalid (recorded), or a stayer after all: it stays
         ++i;
         continue;
